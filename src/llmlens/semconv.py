@@ -213,6 +213,8 @@ def extract_llm_facts(
         p = facts.provider.lower()
         facts.provider = PROVIDER_ALIASES.get(p, p)
     facts.ttft_ms = _ttft_ms(attributes, events, start_time_ns)
+    if facts.streaming is False:
+        facts.ttft_ms = None  # OpenLIT reports a "time to first token" for whole responses too
     if facts.streaming is None and facts.ttft_ms is not None and convention == "openinference":
         facts.streaming = True
     if status_error and not facts.error_type:
@@ -246,7 +248,7 @@ def _assign(facts: LlmFacts, name: str, value: Any) -> None:
     if name.endswith("_tokens"):
         setattr(facts, name, _as_int(value))
     elif name == "cost_usd":
-        facts.cost_usd = _as_float(value)
+        facts.cost_usd = as_float(value)
     elif name == "streaming":
         facts.streaming = _as_bool(value)
     elif name == "finish_reasons":
@@ -305,21 +307,21 @@ def _langfuse(attributes: Mapping[str, Any], facts: LlmFacts) -> None:
             facts.reasoning_tokens = _as_int(reasoning)
     cost = _json_object(attributes.get("langfuse.observation.cost_details"))
     if "total" in cost:
-        facts.cost_usd = _as_float(cost["total"])
+        facts.cost_usd = as_float(cost["total"])
     elif cost:
-        facts.cost_usd = sum(_as_float(v) or 0.0 for v in cost.values())
+        facts.cost_usd = sum(as_float(v) or 0.0 for v in cost.values())
     params = _json_object(attributes.get("langfuse.observation.model.parameters"))
     if facts.streaming is None and "stream" in params:
         facts.streaming = _as_bool(params["stream"])
 
 
 def _ttft_ms(attributes: Mapping[str, Any], events: Sequence[Any], start_time_ns: int) -> float | None:
-    seconds = _as_float(attributes.get(TIME_TO_FIRST_CHUNK))
+    seconds = as_float(attributes.get(TIME_TO_FIRST_CHUNK))
     if seconds is None:
-        seconds = _as_float(attributes.get("gen_ai.server.time_to_first_token"))  # OpenLIT
+        seconds = as_float(attributes.get("gen_ai.server.time_to_first_token"))  # OpenLIT
     if seconds is not None:
         return seconds * 1000.0 if seconds > 0 else None
-    ms = _as_float(attributes.get("llmlens.ttft_ms"))
+    ms = as_float(attributes.get("llmlens.ttft_ms"))
     if ms is not None:
         return ms
     if start_time_ns and events:
@@ -372,11 +374,52 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
+        if value[:1] in "[{":
+            rendered = _render_messages(value)
+            if rendered:
+                return rendered
         return value
     try:
         return json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _render_messages(value: str) -> str:
+    """`[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]` -> `user: hi`.
+
+    Also OpenInference's `{"messages": [{"role", "content"}]}`. Anything else: "" (caller keeps raw text).
+    """
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return ""
+    if isinstance(parsed, dict):
+        parsed = parsed.get("messages")
+    if not isinstance(parsed, list) or not parsed or not all(isinstance(m, dict) for m in parsed):
+        return ""
+    lines = []
+    for message in parsed:
+        role = message.get("role") or message.get("type") or ""
+        content = message.get("content")
+        if content is None and isinstance(message.get("parts"), list):
+            texts = []
+            for part in message["parts"]:
+                if not isinstance(part, dict):
+                    continue
+                if "content" in part:
+                    texts.append(str(part["content"]))
+                elif part.get("type") == "tool_call":
+                    texts.append(f"[tool call {part.get('name', '')}({json.dumps(part.get('arguments'))})]")
+                elif "result" in part:
+                    texts.append(f"[tool result {json.dumps(part.get('result'))}]")
+            content = " ".join(texts)
+        if content is None and message.get("tool_calls"):
+            content = json.dumps(message["tool_calls"])
+        if content is None:
+            return ""
+        lines.append(f"{role}: {content}" if role else str(content))
+    return "\n".join(lines)
 
 
 def _cap(text: str) -> str:
@@ -416,7 +459,7 @@ def _as_int(value: Any) -> int:
     return min(max(number, 0), 2**63 - 1)
 
 
-def _as_float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:

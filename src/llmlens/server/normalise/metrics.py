@@ -1,0 +1,93 @@
+"""OTLP metrics -> otel_metrics_{gauge,sum,histogram,exponential_histogram,summary} rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmlens.server.normalise.attributes import key_values
+from llmlens.server.normalise.batch import Batch
+
+
+def normalise_metrics(request: Any) -> Batch:
+    batch = Batch()
+    for resource_metrics in request.resource_metrics:
+        resource_typed, resource = key_values(resource_metrics.resource.attributes)
+        service = str(resource_typed.get("service.name") or "unknown_service")
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = scope_metrics.scope
+            _, scope_attrs = key_values(scope.attributes)
+            common = {
+                "ResourceAttributes": resource,
+                "ResourceSchemaUrl": resource_metrics.schema_url,
+                "ScopeName": scope.name,
+                "ScopeVersion": scope.version,
+                "ScopeAttributes": scope_attrs,
+                "ScopeDroppedAttrCount": scope.dropped_attributes_count,
+                "ScopeSchemaUrl": scope_metrics.schema_url,
+                "ServiceName": service,
+            }
+            for metric in scope_metrics.metrics:
+                _add_metric(batch, metric, common)
+    return batch
+
+
+def _add_metric(batch: Batch, metric: Any, common: dict[str, Any]) -> None:
+    kind = metric.WhichOneof("data")
+    head = {**common, "MetricName": metric.name, "MetricDescription": metric.description, "MetricUnit": metric.unit}
+    if kind == "gauge":
+        for point in metric.gauge.data_points:
+            _point(batch, "otel_metrics_gauge", head, point, {"Value": _number(point)})
+    elif kind == "sum":
+        extra = {"AggregationTemporality": metric.sum.aggregation_temporality, "IsMonotonic": metric.sum.is_monotonic}
+        for point in metric.sum.data_points:
+            _point(batch, "otel_metrics_sum", head, point, {"Value": _number(point), **extra})
+    elif kind == "histogram":
+        temporality = metric.histogram.aggregation_temporality
+        for p in metric.histogram.data_points:
+            _point(batch, "otel_metrics_histogram", head, p, {
+                "Count": p.count, "Sum": p.sum, "BucketCounts": list(p.bucket_counts),
+                "ExplicitBounds": list(p.explicit_bounds), "Min": p.min, "Max": p.max,
+                "AggregationTemporality": temporality,
+            })
+    elif kind == "exponential_histogram":
+        temporality = metric.exponential_histogram.aggregation_temporality
+        for p in metric.exponential_histogram.data_points:
+            _point(batch, "otel_metrics_exponential_histogram", head, p, {
+                "Count": p.count, "Sum": p.sum, "Scale": p.scale, "ZeroCount": p.zero_count,
+                "PositiveOffset": p.positive.offset, "PositiveBucketCounts": list(p.positive.bucket_counts),
+                "NegativeOffset": p.negative.offset, "NegativeBucketCounts": list(p.negative.bucket_counts),
+                "Min": p.min, "Max": p.max, "AggregationTemporality": temporality,
+            })
+    elif kind == "summary":
+        for p in metric.summary.data_points:
+            _point(batch, "otel_metrics_summary", head, p, {
+                "Count": p.count, "Sum": p.sum,
+                "ValueAtQuantiles.Quantile": [q.quantile for q in p.quantile_values],
+                "ValueAtQuantiles.Value": [q.value for q in p.quantile_values],
+            })
+    else:
+        batch.reject(f"metric {metric.name[:80]!r} has no data")
+
+
+def _point(batch: Batch, table: str, head: dict[str, Any], point: Any, values: dict[str, Any]) -> None:
+    if not point.time_unix_nano:
+        batch.reject(f"metric {head['MetricName'][:80]!r}: data point without time_unix_nano")
+        return
+    cols = batch.columns(table)
+    _, attrs = key_values(point.attributes)
+    row = {**head, "Attributes": attrs, "StartTimeUnix": point.start_time_unix_nano,
+           "TimeUnix": point.time_unix_nano, "Flags": point.flags, **values}
+    if table != "otel_metrics_summary":
+        exemplars = list(point.exemplars)
+        row["Exemplars.FilteredAttributes"] = [key_values(e.filtered_attributes)[1] for e in exemplars]
+        row["Exemplars.TimeUnix"] = [e.time_unix_nano for e in exemplars]
+        row["Exemplars.Value"] = [_number(e) for e in exemplars]
+        row["Exemplars.SpanId"] = [e.span_id.hex() for e in exemplars]
+        row["Exemplars.TraceId"] = [e.trace_id.hex() for e in exemplars]
+    for name, column in cols.items():
+        column.append(row[name])
+    batch.accepted += 1
+
+
+def _number(point: Any) -> float:
+    return float(point.as_int) if point.WhichOneof("value") == "as_int" else point.as_double

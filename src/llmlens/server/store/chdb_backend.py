@@ -1,0 +1,130 @@
+"""Embedded ClickHouse through chDB: one engine per process, bound to one data directory.
+
+chDB rules this module follows (measured, see DESIGN): a connection per thread; the data
+directory can be opened by one process only (we turn chDB's vague error into StoreLocked);
+parameter values are parsed TSV-escaped, so backslash, tab, newline and CR are escaped first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from llmlens.server.store.backend import insert_settings
+from llmlens.server.store.errors import StoreError, StoreLocked
+
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+class ChdbBackend:
+    name = "chdb"
+
+    def __init__(self, data_dir: str | Path) -> None:
+        import chdb  # imported here: the SDK tier never pays for the engine
+
+        self._chdb = chdb
+        self.path = Path(data_dir).expanduser().resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._conn()  # open now, so a locked directory fails at start-up, not at first query
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = self._chdb.connect(str(self.path))
+            except Exception as exc:  # chDB raises a bare RuntimeError for every start-up failure
+                if _locked_by_other_process(self.path):
+                    raise StoreLocked(
+                        f"the data directory {self.path} is in use by another llmlens process; "
+                        "stop it, or pass a different --data-dir"
+                    ) from exc
+                raise StoreError(f"cannot open the chDB store at {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._query(sql, "CSV", params)
+
+    def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        result = self._query(sql, "JSONEachRow", params)
+        data = result.bytes() if hasattr(result, "bytes") else bytes(result)
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def insert(self, table: str, data: pa.Table, dedup_token: str) -> None:
+        columns = ", ".join(f"`{name}`" for name in data.column_names)
+        settings = ", ".join(f"{k} = {_setting_literal(v)}" for k, v in insert_settings(dedup_token).items())
+        arrow_data = data  # noqa: F841 -- chDB's Python() table function finds this local by name
+        conn = self._conn()
+        try:
+            conn.query(f"INSERT INTO {table} ({columns}) SELECT * FROM Python(arrow_data) SETTINGS {settings}", "CSV")
+        except Exception as exc:
+            raise StoreError(str(exc).split("\n", 1)[0][:2000]) from exc
+
+    def disk_bytes(self) -> int:
+        rows = self.fetch("SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND database = currentDatabase()")
+        return int(rows[0]["b"] or 0) if rows else 0
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(Exception):  # closing is best effort at shutdown
+                conn.close()
+        self._local = threading.local()
+
+    def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+        conn = self._conn()
+        try:
+            if params:
+                return conn.query(sql, fmt, params={k: _param(v) for k, v in params.items()})
+            return conn.query(sql, fmt)
+        except Exception as exc:
+            raise StoreError(str(exc).split("\n", 1)[0][:2000]) from exc
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.translate(_TSV_ESCAPES)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return value
+
+
+def _setting_literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(value)
+
+
+def _locked_by_other_process(path: Path) -> bool:
+    """chDB keeps a `status` file locked while an engine has the directory open."""
+    status = path / "status"
+    if not status.exists():
+        return False
+    import fcntl
+
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

@@ -1,0 +1,182 @@
+"""Arrow column types of every table we insert into, in INSERT order.
+
+The normaliser produces plain Python lists per column; the writer turns them into Arrow
+tables with these types (Arrow is chDB's fastest insert path and clickhouse-connect's too).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+_MAP = pa.map_(pa.string(), pa.string())
+_TS = pa.timestamp("ns")
+_STR = pa.string()
+
+_METRIC_COMMON: list[tuple[str, pa.DataType]] = [
+    ("ResourceAttributes", _MAP),
+    ("ResourceSchemaUrl", _STR),
+    ("ScopeName", _STR),
+    ("ScopeVersion", _STR),
+    ("ScopeAttributes", _MAP),
+    ("ScopeDroppedAttrCount", pa.uint32()),
+    ("ScopeSchemaUrl", _STR),
+    ("ServiceName", _STR),
+    ("MetricName", _STR),
+    ("MetricDescription", _STR),
+    ("MetricUnit", _STR),
+    ("Attributes", _MAP),
+    ("StartTimeUnix", _TS),
+    ("TimeUnix", _TS),
+]
+_EXEMPLARS: list[tuple[str, pa.DataType]] = [
+    ("Exemplars.FilteredAttributes", pa.list_(_MAP)),
+    ("Exemplars.TimeUnix", pa.list_(_TS)),
+    ("Exemplars.Value", pa.list_(pa.float64())),
+    ("Exemplars.SpanId", pa.list_(_STR)),
+    ("Exemplars.TraceId", pa.list_(_STR)),
+]
+
+TABLES: dict[str, list[tuple[str, pa.DataType]]] = {
+    "otel_traces": [
+        ("Timestamp", _TS),
+        ("TraceId", _STR),
+        ("SpanId", _STR),
+        ("ParentSpanId", _STR),
+        ("TraceState", _STR),
+        ("SpanName", _STR),
+        ("SpanKind", _STR),
+        ("ServiceName", _STR),
+        ("ResourceAttributes", _MAP),
+        ("ScopeName", _STR),
+        ("ScopeVersion", _STR),
+        ("SpanAttributes", _MAP),
+        ("Duration", pa.uint64()),
+        ("StatusCode", _STR),
+        ("StatusMessage", _STR),
+        ("Events.Timestamp", pa.list_(_TS)),
+        ("Events.Name", pa.list_(_STR)),
+        ("Events.Attributes", pa.list_(_MAP)),
+        ("Links.TraceId", pa.list_(_STR)),
+        ("Links.SpanId", pa.list_(_STR)),
+        ("Links.TraceState", pa.list_(_STR)),
+        ("Links.Attributes", pa.list_(_MAP)),
+    ],
+    "llm_calls": [
+        ("Timestamp", _TS),
+        ("TraceId", _STR),
+        ("SpanId", _STR),
+        ("ServiceName", _STR),
+        ("SpanName", _STR),
+        ("Duration", pa.uint64()),
+        ("IsError", pa.bool_()),
+        ("Convention", _STR),
+        ("Operation", _STR),
+        ("Provider", _STR),
+        ("RequestModel", _STR),
+        ("ResponseModel", _STR),
+        ("InputTokens", pa.uint64()),
+        ("OutputTokens", pa.uint64()),
+        ("CachedInputTokens", pa.uint64()),
+        ("ReasoningTokens", pa.uint64()),
+        ("CostUsd", pa.float64()),
+        ("Priced", pa.bool_()),
+        ("Streaming", pa.bool_()),
+        ("TtftMs", pa.float64()),
+        ("FinishReasons", pa.list_(_STR)),
+        ("ErrorType", _STR),
+        ("App", _STR),
+        ("Department", _STR),
+        ("UserId", _STR),
+        ("SessionId", _STR),
+        ("Input", _STR),
+        ("Output", _STR),
+    ],
+    "llm_scores": [
+        ("Timestamp", _TS),
+        ("TraceId", _STR),
+        ("SpanId", _STR),
+        ("ServiceName", _STR),
+        ("App", _STR),
+        ("Name", _STR),
+        ("Value", pa.float64()),
+        ("Label", _STR),
+        ("Comment", _STR),
+        ("Source", _STR),
+    ],
+    "otel_logs": [
+        ("Timestamp", _TS),
+        ("TraceId", _STR),
+        ("SpanId", _STR),
+        ("TraceFlags", pa.uint8()),
+        ("SeverityText", _STR),
+        ("SeverityNumber", pa.uint8()),
+        ("ServiceName", _STR),
+        ("Body", _STR),
+        ("ResourceSchemaUrl", _STR),
+        ("ResourceAttributes", _MAP),
+        ("ScopeSchemaUrl", _STR),
+        ("ScopeName", _STR),
+        ("ScopeVersion", _STR),
+        ("ScopeAttributes", _MAP),
+        ("LogAttributes", _MAP),
+        ("EventName", _STR),
+    ],
+    "otel_metrics_gauge": [*_METRIC_COMMON, ("Value", pa.float64()), ("Flags", pa.uint32()), *_EXEMPLARS],
+    "otel_metrics_sum": [
+        *_METRIC_COMMON,
+        ("Value", pa.float64()),
+        ("Flags", pa.uint32()),
+        *_EXEMPLARS,
+        ("AggregationTemporality", pa.int32()),
+        ("IsMonotonic", pa.bool_()),
+    ],
+    "otel_metrics_histogram": [
+        *_METRIC_COMMON,
+        ("Count", pa.uint64()),
+        ("Sum", pa.float64()),
+        ("BucketCounts", pa.list_(pa.uint64())),
+        ("ExplicitBounds", pa.list_(pa.float64())),
+        *_EXEMPLARS,
+        ("Flags", pa.uint32()),
+        ("Min", pa.float64()),
+        ("Max", pa.float64()),
+        ("AggregationTemporality", pa.int32()),
+    ],
+    "otel_metrics_exponential_histogram": [
+        *_METRIC_COMMON,
+        ("Count", pa.uint64()),
+        ("Sum", pa.float64()),
+        ("Scale", pa.int32()),
+        ("ZeroCount", pa.uint64()),
+        ("PositiveOffset", pa.int32()),
+        ("PositiveBucketCounts", pa.list_(pa.uint64())),
+        ("NegativeOffset", pa.int32()),
+        ("NegativeBucketCounts", pa.list_(pa.uint64())),
+        *_EXEMPLARS,
+        ("Flags", pa.uint32()),
+        ("Min", pa.float64()),
+        ("Max", pa.float64()),
+        ("AggregationTemporality", pa.int32()),
+    ],
+    "otel_metrics_summary": [
+        *_METRIC_COMMON,
+        ("Count", pa.uint64()),
+        ("Sum", pa.float64()),
+        ("ValueAtQuantiles.Quantile", pa.list_(pa.float64())),
+        ("ValueAtQuantiles.Value", pa.list_(pa.float64())),
+        ("Flags", pa.uint32()),
+    ],
+}
+
+# The column each table's rows are partitioned by (a day of this timestamp).
+TIME_COLUMN = {name: ("TimeUnix" if name.startswith("otel_metrics") else "Timestamp") for name in TABLES}
+# What /api/v1/status counts as a metric point.
+METRIC_TABLES = tuple(name for name in TABLES if name.startswith("otel_metrics"))
+
+
+def schema(table: str) -> pa.Schema:
+    return pa.schema(TABLES[table])
+
+
+def new_columns(table: str) -> dict[str, list]:
+    return {name: [] for name, _ in TABLES[table]}

@@ -1,0 +1,79 @@
+"""Versioned schema: numbered SQL files in sql/, applied in order, recorded in a table.
+
+A later release adds `002_*.sql`; `migrate()` applies what a store has not seen yet.
+The same files run on chDB and on a ClickHouse server.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from llmlens.server.store.backend import Backend
+
+_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL text) of every bundled migration, in order."""
+    found = []
+    for entry in resources.files("llmlens.server.store").joinpath("sql").iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def statements(sql: str, ttl_days: int) -> list[str]:
+    """Split a migration into statements (each ends with ';' at a line end), comments removed."""
+    if not isinstance(ttl_days, int) or ttl_days < 1:
+        raise ValueError("ttl_days must be a positive integer")
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    text = "\n".join(lines).replace("{ttl_days}", str(ttl_days))
+    return [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
+
+
+def current_version(backend: Backend) -> int:
+    backend.execute(
+        "CREATE TABLE IF NOT EXISTS llmlens_schema_migrations "
+        "(Version UInt32, Name String, AppliedAt DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY Version"
+    )
+    rows = backend.fetch("SELECT max(Version) AS v FROM llmlens_schema_migrations")
+    return int(rows[0]["v"] or 0) if rows else 0
+
+
+def migrate(backend: Backend, ttl_days: int) -> int:
+    """Bring the store to the newest schema; returns the version it is at."""
+    version = current_version(backend)
+    for number, name, sql in migrations():
+        if number <= version:
+            continue
+        for statement in statements(sql, ttl_days):
+            backend.execute(statement)
+        backend.execute(
+            "INSERT INTO llmlens_schema_migrations (Version, Name) VALUES ({v:UInt32}, {n:String})",
+            {"v": number, "n": name},
+        )
+        version = number
+    return version
+
+
+def apply_retention(backend: Backend, ttl_days: int) -> None:
+    """Make the TTL of every table match the configured retention (it may change between runs)."""
+    for table, column in _TTL_COLUMNS.items():
+        backend.execute(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + toIntervalDay({int(ttl_days)})")
+
+
+_TTL_COLUMNS = {
+    "otel_traces": "Timestamp",
+    "otel_traces_trace_id_ts": "Start",
+    "otel_logs": "TimestampTime",
+    "otel_metrics_gauge": "TimeUnix",
+    "otel_metrics_sum": "TimeUnix",
+    "otel_metrics_histogram": "TimeUnix",
+    "otel_metrics_exponential_histogram": "TimeUnix",
+    "otel_metrics_summary": "TimeUnix",
+    "llm_calls": "Timestamp",
+    "llm_scores": "Timestamp",
+    "trace_index": "Day",
+}

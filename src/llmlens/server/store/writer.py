@@ -1,0 +1,189 @@
+"""The single writer: group commit of concurrent export requests, acknowledged after insert.
+
+Why one thread: chDB costs ~20 ms per INSERT whatever its size, and tiny inserts make many
+parts. Requests that arrive while an insert runs wait in the queue and go into the next
+one together, so throughput grows with load while each request still waits for its own
+data to be committed (a 2xx means stored).
+
+Why split by day: an INSERT spanning two partitions commits two parts separately. Each
+(table, day) block is inserted with its own deduplication token, so retrying a failed
+group never stores a block twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from llmlens.server.normalise.batch import Batch
+from llmlens.server.store.backend import Backend
+from llmlens.server.store.columns import TABLES, TIME_COLUMN, schema
+from llmlens.server.store.errors import Overloaded, StoreError
+
+log = logging.getLogger("llmlens.store.writer")
+
+_DAY_NS = 86_400 * 1_000_000_000
+# Parents before children: a view reading llm_calls never sees a call whose span is missing.
+_INSERT_ORDER = list(TABLES)
+
+
+@dataclass
+class WriterStats:
+    commits: int = 0
+    rows: int = 0
+    failures: int = 0
+    last_commit_ms: float = 0.0
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_rows_per_commit: int = 20_000,
+        max_pending_rows: int = 400_000,
+        linger_seconds: float = 0.002,
+        retries: int = 3,
+        on_commit: Callable[[Batch], None] | None = None,
+    ) -> None:
+        self._backend = backend
+        self._max_rows = max_rows_per_commit
+        self._max_pending = max_pending_rows
+        self._linger = linger_seconds
+        self._retries = retries
+        self._on_commit = on_commit
+        self._queue: queue.Queue[tuple[Batch, Future] | None] = queue.Queue()
+        self._pending_rows = 0
+        self._pending_lock = threading.Lock()
+        self._closed = False
+        self.stats = WriterStats()
+        self._thread = threading.Thread(target=self._run, name="llmlens-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def submit(self, batch: Batch) -> Future:
+        """Queue a batch; the future resolves once it is committed (or fails)."""
+        future: Future = Future()
+        rows = batch.row_count
+        if rows == 0:
+            future.set_result(None)
+            return future
+        with self._pending_lock:
+            if self._closed:
+                raise Overloaded("the server is shutting down", retry_after=5.0)
+            if self._pending_rows + rows > self._max_pending and self._pending_rows > 0:
+                raise Overloaded(f"write queue is full ({self._pending_rows} rows waiting)", retry_after=1.0)
+            self._pending_rows += rows
+        self._queue.put((batch, future))
+        return future
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop accepting, commit everything already accepted, stop the thread."""
+        with self._pending_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                break
+            group = [item]
+            rows = item[0].row_count
+            deadline = time.monotonic() + self._linger
+            while rows < self._max_rows:
+                try:
+                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                group.append(nxt)
+                rows += nxt[0].row_count
+            self._commit(group, rows)
+        # Drain what was queued before close() so every accepted request gets its answer.
+        rest = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                rest.append(item)
+        if rest:
+            self._commit(rest, sum(b.row_count for b, _ in rest))
+
+    def _commit(self, group: list[tuple[Batch, Future]], rows: int) -> None:
+        started = time.perf_counter()
+        error: Exception | None = None
+        try:
+            blocks = _blocks([batch for batch, _ in group])
+            token = uuid.uuid4().hex
+            for attempt in range(self._retries + 1):
+                try:
+                    for table, day, data in blocks:
+                        self._backend.insert(table, data, f"{token}-{table}-{day}")
+                    error = None
+                    break
+                except StoreError as exc:
+                    error = exc
+                    log.warning("insert failed (attempt %d of %d): %s", attempt + 1, self._retries + 1, exc)
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+        except Exception as exc:  # a bug in building blocks must fail the requests, not kill the writer
+            log.exception("could not build insert blocks")
+            error = exc
+        with self._pending_lock:
+            self._pending_rows -= rows
+        if error is None:
+            self.stats.commits += 1
+            self.stats.rows += rows
+            self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            for batch, future in group:
+                if self._on_commit is not None:
+                    try:
+                        self._on_commit(batch)
+                    except Exception:  # a listener must never fail an acknowledged write
+                        log.exception("commit listener failed")
+                future.set_result(None)
+        else:
+            self.stats.failures += 1
+            for _, future in group:
+                future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
+
+
+def _blocks(batches: list[Batch]) -> list[tuple[str, int, pa.Table]]:
+    """Merge the group's rows per table and split them per day partition."""
+    blocks = []
+    for table in _INSERT_ORDER:
+        time_column = TIME_COLUMN[table]
+        parts = [b.tables[table] for b in batches if b.tables.get(table, {}).get(time_column)]
+        if not parts:
+            continue
+        merged = {name: [v for part in parts for v in part[name]] for name, _ in TABLES[table]}
+        times = merged[time_column]
+        days = {t // _DAY_NS for t in times}
+        arrow = pa.Table.from_pydict(merged, schema=schema(table))
+        if len(days) == 1:
+            blocks.append((table, days.pop(), arrow))
+            continue
+        day_of_row = pa.array([t // _DAY_NS for t in times])
+        for day in sorted(days):
+            blocks.append((table, day, arrow.filter(pc.equal(day_of_row, day))))
+    return blocks
