@@ -1,0 +1,43 @@
+"""The UI's common filters over llm_calls (service, app, department, model, user) as SQL + params."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llmlens.server.query.window import Window
+
+# Filter name -> condition over llm_calls; each reads the parameter f_<name>.
+_CONDITIONS = {
+    "service": "ServiceName = {f_service:String}",
+    "app": "App = {f_app:String}",
+    "department": "Department = {f_department:String}",
+    "model": "(RequestModel = {f_model:String} OR ResponseModel = {f_model:String})",
+    "user": "UserId = {f_user:String}",
+    "session": "SessionId = {f_session:String}",
+}
+FILTER_NAMES = tuple(_CONDITIONS)
+
+
+@dataclass(frozen=True)
+class LlmFilter:
+    """A time window plus equality filters; empty values mean "any"."""
+
+    window: Window
+    values: dict[str, str]
+
+    @classmethod
+    def of(cls, window: Window, **values: str | None) -> LlmFilter:
+        unknown = set(values) - set(_CONDITIONS)
+        if unknown:
+            raise ValueError(f"unknown filters: {sorted(unknown)}")
+        return cls(window, {k: v for k, v in values.items() if v})
+
+    def where(self) -> str:
+        """``Timestamp`` in the window and every given filter, joined with AND."""
+        parts = ["Timestamp >= {start:DateTime64(9)}", "Timestamp < {end:DateTime64(9)}"]
+        parts += [_CONDITIONS[name] for name in self.values]
+        return " AND ".join(parts)
+
+    def params(self) -> dict[str, Any]:
+        return {**self.window.params(), **{f"f_{k}": v for k, v in self.values.items()}}

@@ -1,0 +1,149 @@
+"""The overview dashboard's data: LLM totals, time series and breakdowns over llm_calls.
+
+Every figure reads typed llm_calls columns (never attribute Maps), so 24 hours of a large store
+stay interactive. The queries are independent and run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from llmlens.server.query.llm_filter import LlmFilter
+from llmlens.server.query.search import Store
+
+# Upper-open bucket bounds (ms) of the request duration histogram.
+HISTOGRAM_BOUNDS_MS = (0, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 60000)
+MODEL_EXPR = "if(RequestModel != '', RequestModel, ResponseModel)"
+
+_MEASURES = """
+    count() AS requests,
+    countIf(IsError) AS errors,
+    quantiles(0.5, 0.95, 0.99)(Duration / 1e6) AS latency_ms,
+    quantiles(0.5, 0.95)(TtftMs) AS ttft_ms,
+    sum(InputTokens) AS input_tokens,
+    sum(OutputTokens) AS output_tokens,
+    sum(CostUsd) AS cost_usd,
+    countIf(NOT Priced) AS unpriced_requests,
+    sumIf(OutputTokens, OutputTokens > 0) / nullIf(sumIf(Duration, OutputTokens > 0) / 1e9, 0) AS output_tokens_per_s"""
+
+SERIES_SQL = f"""
+SELECT formatDateTime(toStartOfInterval(toDateTime(Timestamp), toIntervalSecond({{step:UInt32}})),
+                      '%Y-%m-%dT%H:%i:%SZ') AS bucket,{_MEASURES}
+FROM llm_calls WHERE {{where}}
+GROUP BY bucket ORDER BY bucket"""
+
+TOTALS_SQL = f"""
+SELECT {_MEASURES}, uniqExact({MODEL_EXPR}) AS models
+FROM llm_calls WHERE {{where}}"""
+
+MODELS_SQL = f"""
+SELECT {MODEL_EXPR} AS model, count() AS requests, countIf(IsError) AS errors,
+       sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd
+FROM llm_calls WHERE {{where}}
+GROUP BY model ORDER BY requests DESC, model LIMIT 25"""
+
+HISTOGRAM_SQL = f"""
+SELECT roundDown(Duration / 1e6, [{", ".join(str(b) for b in HISTOGRAM_BOUNDS_MS)}]) AS lower_ms, count() AS requests
+FROM llm_calls WHERE {{where}}
+GROUP BY lower_ms ORDER BY lower_ms"""
+
+ERRORS_SQL = """
+SELECT if(ErrorType != '', toString(ErrorType), 'unknown') AS error_type, count() AS requests,
+       formatDateTime(max(Timestamp), '%Y-%m-%dT%H:%i:%S.%fZ') AS last_seen
+FROM llm_calls WHERE {where} AND IsError
+GROUP BY error_type ORDER BY requests DESC, error_type LIMIT 10"""
+
+COST_BY_SQL = """
+SELECT toString(App) AS app, toString(Department) AS department, count() AS requests,
+       sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens,
+       sum(CostUsd) AS cost_usd, countIf(NOT Priced) AS unpriced_requests
+FROM llm_calls WHERE {where}
+GROUP BY app, department ORDER BY cost_usd DESC, requests DESC LIMIT 50"""
+
+# Filter choices ignore the filters themselves, so another value can always be picked.
+FACETS_SQL = f"""
+SELECT groupUniqArrayIf(200)(toString(ServiceName), ServiceName != '') AS services,
+       groupUniqArrayIf(200)(toString(App), App != '') AS apps,
+       groupUniqArrayIf(200)(toString(Department), Department != '') AS departments,
+       groupUniqArrayIf(200)(toString({MODEL_EXPR}), {MODEL_EXPR} != '') AS models
+FROM llm_calls WHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}}"""
+
+
+async def overview(store: Store, flt: LlmFilter, step_seconds: int) -> dict[str, Any]:
+    where, params = flt.where(), flt.params()
+
+    async def run(sql: str, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return await store.fetch(sql.replace("{where}", where), {**params, **(extra or {})})
+
+    series, totals, models, histogram, errors, cost_by, facets = await asyncio.gather(
+        run(SERIES_SQL, {"step": step_seconds}), run(TOTALS_SQL), run(MODELS_SQL), run(HISTOGRAM_SQL),
+        run(ERRORS_SQL), run(COST_BY_SQL), store.fetch(FACETS_SQL, flt.window.params()))
+    total = _measures(totals[0] if totals else {})
+    total["models"] = int(totals[0]["models"]) if totals else 0
+    total["successes"] = total["requests"] - total["errors"]
+    total["request_rate_per_s"] = total["requests"] / flt.window.seconds
+    return {
+        "window": {"start": _iso(flt.window.start), "end": _iso(flt.window.end), "step_seconds": step_seconds},
+        "totals": total,
+        "series": [{"bucket": row["bucket"], **_measures(row)} for row in series],
+        "models": _model_shares(models, total["requests"]),
+        "duration_histogram": _histogram(histogram),
+        "top_errors": [{"error_type": r["error_type"], "requests": int(r["requests"]),
+                        "last_seen": r["last_seen"]} for r in errors],
+        "cost_by": [_cost_row(r) for r in cost_by],
+        "facets": {k: sorted(v) for k, v in (facets[0] if facets else {}).items()},
+    }
+
+
+def _measures(row: dict[str, Any]) -> dict[str, Any]:
+    latency = row.get("latency_ms") or [None, None, None]
+    ttft = row.get("ttft_ms") or [None, None]
+    requests = int(row.get("requests") or 0)
+    errors = int(row.get("errors") or 0)
+    return {
+        "requests": requests,
+        "errors": errors,
+        "error_rate": errors / requests if requests else 0.0,
+        "latency_p50_ms": _num(latency[0]), "latency_p95_ms": _num(latency[1]), "latency_p99_ms": _num(latency[2]),
+        "ttft_p50_ms": _num(ttft[0]), "ttft_p95_ms": _num(ttft[1]),
+        "input_tokens": int(row.get("input_tokens") or 0),
+        "output_tokens": int(row.get("output_tokens") or 0),
+        "cost_usd": float(row.get("cost_usd") or 0.0),
+        "unpriced_requests": int(row.get("unpriced_requests") or 0),
+        "output_tokens_per_s": _num(row.get("output_tokens_per_s")),
+    }
+
+
+def _model_shares(rows: list[dict[str, Any]], requests: int) -> list[dict[str, Any]]:
+    return [{
+        "model": r["model"] or "(unknown)", "requests": int(r["requests"]), "errors": int(r["errors"]),
+        "share": int(r["requests"]) / requests if requests else 0.0,
+        "input_tokens": int(r["input_tokens"]), "output_tokens": int(r["output_tokens"]),
+        "cost_usd": float(r["cost_usd"]),
+    } for r in rows]
+
+
+def _histogram(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    counts = {float(r["lower_ms"]): int(r["requests"]) for r in rows}
+    bounds = [*HISTOGRAM_BOUNDS_MS, None]
+    return [{"lower_ms": lo, "upper_ms": hi, "requests": counts.get(float(lo), 0)}
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _cost_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {"app": row["app"], "department": row["department"], "requests": int(row["requests"]),
+            "input_tokens": int(row["input_tokens"]), "output_tokens": int(row["output_tokens"]),
+            "cost_usd": float(row["cost_usd"]), "unpriced_requests": int(row["unpriced_requests"])}
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) or math.isinf(number) else round(number, 3)
+
+
+def _iso(value: Any) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

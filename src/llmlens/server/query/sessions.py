@@ -1,0 +1,103 @@
+"""Conversations: LLM calls grouped by their normalised session id."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llmlens.server.query.llm_filter import LlmFilter
+from llmlens.server.query.overview import MODEL_EXPR
+from llmlens.server.query.search import Store
+from llmlens.server.query.window import Window
+
+PREVIEW_CHARS = 400
+_TIME = "'%Y-%m-%dT%H:%i:%S.%fZ'"
+_CALL_END = "Timestamp + toIntervalNanosecond(Duration)"
+
+LIST_SQL = f"""
+SELECT SessionId AS session_id, uniqExact(TraceId) AS turns, count() AS llm_calls,
+       formatDateTime(min(Timestamp), {_TIME}) AS start_time,
+       formatDateTime(max({_CALL_END}), {_TIME}) AS end_time,
+       dateDiff('microsecond', min(Timestamp), max({_CALL_END})) / 1000 AS duration_ms,
+       sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd,
+       countIf(IsError) AS errors, countIf(NOT Priced) AS unpriced_requests,
+       groupUniqArrayIf(5)(UserId, UserId != '') AS users,
+       groupUniqArrayIf(5)(toString(App), App != '') AS apps,
+       groupUniqArrayIf(5)(toString({MODEL_EXPR}), {MODEL_EXPR} != '') AS models
+FROM llm_calls WHERE {{where}} AND SessionId != ''
+GROUP BY SessionId ORDER BY max(Timestamp) DESC, session_id LIMIT {{limit:UInt32}}"""
+
+TURNS_SQL = f"""
+SELECT TraceId AS trace_id, formatDateTime(min(Timestamp), {_TIME}) AS first_call,
+       count() AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens,
+       sum(CostUsd) AS cost_usd, countIf(IsError) AS llm_errors,
+       groupUniqArrayIf(5)(UserId, UserId != '') AS users,
+       substring(argMin(Input, Timestamp), 1, {PREVIEW_CHARS}) AS input_preview,
+       substring(argMax(Output, Timestamp), 1, {PREVIEW_CHARS}) AS output_preview
+FROM llm_calls WHERE {{where}}
+GROUP BY TraceId ORDER BY min(Timestamp), trace_id LIMIT 2000"""
+
+# Whole-trace facts (root span, duration, span errors) come from trace_index.
+TRACES_SQL = f"""
+SELECT TraceId AS trace_id, max(RootName) AS root_name, max(RootService) AS root_service,
+       formatDateTime(min(Start), {_TIME}) AS start_time,
+       dateDiff('microsecond', min(Start), max(End)) / 1000 AS duration_ms,
+       sum(SpanCount) AS span_count, sum(ErrorCount) AS error_spans
+FROM trace_index
+WHERE Day >= toDate({{start:DateTime64(9)}}) - 1 AND Day <= toDate({{end:DateTime64(9)}})
+  AND TraceId IN (SELECT TraceId FROM llm_calls WHERE {{where}})
+GROUP BY TraceId"""
+
+
+async def list_sessions(store: Store, flt: LlmFilter, limit: int) -> list[dict[str, Any]]:
+    rows = await store.fetch(LIST_SQL.replace("{where}", flt.where()), {**flt.params(), "limit": limit})
+    return [{
+        "session_id": r["session_id"], "turns": int(r["turns"]), "llm_calls": int(r["llm_calls"]),
+        "start_time": r["start_time"], "end_time": r["end_time"], "duration_ms": round(float(r["duration_ms"]), 3),
+        "input_tokens": int(r["input_tokens"]), "output_tokens": int(r["output_tokens"]),
+        "cost_usd": float(r["cost_usd"]), "errors": int(r["errors"]),
+        "unpriced_requests": int(r["unpriced_requests"]),
+        "users": r["users"], "apps": r["apps"], "models": r["models"],
+    } for r in rows]
+
+
+async def get_session(store: Store, window: Window, session_id: str) -> dict[str, Any] | None:
+    flt = LlmFilter.of(window, session=session_id)
+    where, params = flt.where(), flt.params()
+    turns, traces = await asyncio.gather(store.fetch(TURNS_SQL.replace("{where}", where), params),
+                                         store.fetch(TRACES_SQL.replace("{where}", where), params))
+    if not turns:
+        return None
+    by_id = {t["trace_id"]: t for t in traces}
+    items = [_turn(i, turn, by_id.get(turn["trace_id"], {})) for i, turn in enumerate(turns, 1)]
+    return {
+        "session_id": session_id,
+        "turns": len(items),
+        "start_time": items[0]["start_time"],
+        "llm_calls": sum(t["llm_calls"] for t in items),
+        "input_tokens": sum(t["input_tokens"] for t in items),
+        "output_tokens": sum(t["output_tokens"] for t in items),
+        "cost_usd": sum(t["cost_usd"] for t in items),
+        "errors": sum(1 for t in items if t["error"]),
+        "users": sorted({u for t in turns for u in t["users"]}),
+        "traces": items,
+    }
+
+
+def _turn(number: int, turn: dict[str, Any], trace: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "turn": number,
+        "trace_id": turn["trace_id"],
+        "start_time": trace.get("start_time") or turn["first_call"],
+        "root_name": trace.get("root_name", ""),
+        "root_service": trace.get("root_service", ""),
+        "duration_ms": round(float(trace.get("duration_ms") or 0.0), 3),
+        "span_count": int(trace.get("span_count") or 0),
+        "llm_calls": int(turn["llm_calls"]),
+        "input_tokens": int(turn["input_tokens"]),
+        "output_tokens": int(turn["output_tokens"]),
+        "cost_usd": float(turn["cost_usd"]),
+        "error": int(turn["llm_errors"]) > 0 or int(trace.get("error_spans") or 0) > 0,
+        "input_preview": turn["input_preview"],
+        "output_preview": turn["output_preview"],
+    }
