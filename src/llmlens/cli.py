@@ -1,0 +1,188 @@
+"""`llmlens ...`: a thin layer over the server, pricing and demo entry points.
+
+Each area registers its own subcommand; this module only wires them and turns expected
+errors into one clear line and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+
+from llmlens import __version__
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmlens",
+        description="OpenTelemetry-native observability for LLM applications.",
+        epilog="Start with `llmlens demo` to see everything at work, or `llmlens serve` to receive your own telemetry.",
+    )
+    parser.add_argument("--version", action="version", version=f"llmlens {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_serve(sub)
+    _add_pricing(sub)
+    try:
+        from llmlens.demo import commands as demo_commands
+    except ImportError as exc:  # the demo extra is not installed
+        demo = sub.add_parser("demo", help="run the demo (needs: pip install 'llmlens[demo]')")
+        demo.set_defaults(handler=lambda _a, e=exc: _fail(f"the demo needs the demo extra: {e}"))
+    else:
+        demo_commands.register(sub)
+    return parser
+
+
+# --- serve ---------------------------------------------------------------------------------
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from llmlens.server.settings import SETTINGS
+
+    serve = sub.add_parser(
+        "serve",
+        help="receive OTLP, store it, serve the API and UI",
+        description=(
+            "Receive OTLP over HTTP and gRPC, store it in ClickHouse (embedded chDB by default), and serve "
+            "the JSON API, the UI and /openapi.json on the HTTP port. Each flag can also be set by the "
+            "environment variable shown, or in a TOML config file ([server] table); flags win over "
+            "the environment, which wins over the file."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--config", metavar="FILE", help="TOML config file (env LLMLENS_CONFIG)")
+    for s in SETTINGS:
+        default = "" if s.default is None or s.secret else f" (default: {s.default})"
+        help_text = f"{s.help}{default} [env {s.env}]"
+        if s.type is bool:
+            serve.add_argument(s.flag, dest=s.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text)
+        elif s.secret:
+            continue  # secrets only from the environment or a file: flags leak into `ps`
+        else:
+            serve.add_argument(s.flag, dest=s.name, type=s.type, default=None,
+                               metavar=s.name.split("_")[-1].upper(), help=help_text)
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from llmlens.server.settings import SETTINGS, SettingsError, load_settings
+
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    try:
+        settings = load_settings(flags, config_file=args.config)
+    except SettingsError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    _configure_logging(settings.log_level)
+    for name, port in (("http_port", settings.http_port), ("grpc_port", settings.grpc_port)):
+        if port and not _port_free(settings.host, port):
+            return _fail(f"cannot listen on {settings.host}:{port} ({name}): the port is in use; "
+                         f"pick another with --{name.replace('_', '-')}")
+
+    import uvicorn
+
+    from llmlens.server.app import create_app
+    from llmlens.server.store import Store, StoreError, open_backend
+
+    try:
+        backend = open_backend(data_dir=settings.data_dir, clickhouse_url=settings.clickhouse_url)
+        store = Store(backend, ttl_days=settings.retention_days, max_pending_rows=settings.max_pending_rows)
+    except StoreError as exc:
+        return _fail(str(exc))
+    app = create_app(settings, store)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    where = settings.clickhouse_url and settings.public()["clickhouse_url"] or settings.data_dir
+    print(f"llmlens {__version__} — store: {settings.backend} ({where})", flush=True)
+    print(f"  UI and API   http://{host}:{settings.http_port}/", flush=True)
+    print(f"  OTLP/HTTP    http://{host}:{settings.http_port}/v1/traces (logs, metrics)", flush=True)
+    if settings.grpc_port:
+        print(f"  OTLP/gRPC    {host}:{settings.grpc_port}", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.http_port, loop="asyncio", log_level=settings.log_level,
+                access_log=settings.log_level == "debug", timeout_graceful_shutdown=30, server_header=False)
+    return 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- pricing -------------------------------------------------------------------------------
+
+def _add_pricing(sub: argparse._SubParsersAction) -> None:
+    pricing = sub.add_parser("pricing", help="model prices: refresh the list, price a call",
+                             description="Model prices come from LiteLLM's public price list (MIT), shipped "
+                                         "with llmlens. Refresh it from a newer copy, or price one call.")
+    psub = pricing.add_subparsers(title="pricing commands", metavar="COMMAND")
+    update = psub.add_parser("update", help="refresh the bundled price list from a file",
+                             description="Validate a LiteLLM-format price file (model_prices_and_context_window"
+                                         ".json, or a litellm-*.whl containing it) and install it as the price list.")
+    update.add_argument("--from", dest="source", required=True, metavar="FILE", help="the new price file")
+    update.add_argument("--dest", metavar="FILE", help="write here instead of the bundled price list")
+    update.set_defaults(handler=_pricing_update)
+    cost = psub.add_parser("cost", help="price one call", description="Price one call with the current price list.")
+    cost.add_argument("model")
+    cost.add_argument("--provider")
+    cost.add_argument("--input-tokens", type=int, default=0)
+    cost.add_argument("--output-tokens", type=int, default=0)
+    cost.add_argument("--cached-input-tokens", type=int, default=0)
+    cost.add_argument("--reasoning-tokens", type=int, default=0)
+    cost.set_defaults(handler=_pricing_cost)
+    pricing.set_defaults(handler=lambda _a: (pricing.print_help(), EXIT_USAGE)[1])
+
+
+def _pricing_update(args: argparse.Namespace) -> int:
+    from llmlens.pricing import update_price_file
+
+    try:
+        count = update_price_file(args.source, args.dest)
+    except (ValueError, OSError) as exc:
+        return _fail(f"cannot update prices from {args.source}: {exc}")
+    print(f"price list updated: {count} models")
+    return 0
+
+
+def _pricing_cost(args: argparse.Namespace) -> int:
+    from llmlens.pricing import PriceBook
+
+    usd = PriceBook.default().cost(args.model, args.provider, input_tokens=args.input_tokens,
+                                   output_tokens=args.output_tokens, cached_input_tokens=args.cached_input_tokens,
+                                   reasoning_tokens=args.reasoning_tokens)
+    if usd is None:
+        return _fail(f"no price for model {args.model!r}")
+    print(f"{usd:.8f} USD")
+    return 0
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"llmlens: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Builds the server's ASGI app from settings: OTLP/HTTP receiver, JSON API, UI, and the
+OTLP/gRPC server started and stopped in the same lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from llmlens import __version__
+from llmlens.server.api.auth import ApiKeyMiddleware
+from llmlens.server.api.errors import install_error_handlers
+from llmlens.server.api.routes import router as api_router
+from llmlens.server.api.search import router as search_router
+from llmlens.server.api.ui import router as ui_router
+from llmlens.server.normalise import CostModel
+from llmlens.server.receive.grpc import start_grpc_server
+from llmlens.server.receive.http import otlp_routes
+from llmlens.server.receive.pipeline import Ingestor
+from llmlens.server.settings import ServerSettings
+from llmlens.server.store import Store
+from llmlens.server.web.routes import router as web_router
+
+log = logging.getLogger("llmlens.server")
+
+
+def build_cost_model(settings: ServerSettings) -> CostModel:
+    from llmlens.pricing import PriceBook
+
+    book = PriceBook.load(overrides=settings.prices_file) if settings.prices_file else PriceBook.default()
+
+    def price(facts) -> float | None:
+        model = facts.response_model or facts.request_model
+        if not model:
+            return None
+        usd = book.cost(model, facts.provider or None, input_tokens=facts.input_tokens,
+                        output_tokens=facts.output_tokens, cached_input_tokens=facts.cached_input_tokens,
+                        reasoning_tokens=facts.reasoning_tokens,
+                        cache_creation_input_tokens=facts.cache_creation_input_tokens)
+        if usd is None and facts.request_model and facts.request_model != model:
+            usd = book.cost(facts.request_model, facts.provider or None, input_tokens=facts.input_tokens,
+                            output_tokens=facts.output_tokens, cached_input_tokens=facts.cached_input_tokens,
+                            reasoning_tokens=facts.reasoning_tokens,
+                            cache_creation_input_tokens=facts.cache_creation_input_tokens)
+        return usd
+
+    mask = None
+    if settings.mask_pii:
+        from llmlens.pii import Redactor
+
+        mask = Redactor(mode="mask").redact
+    return CostModel(price=price, mask=mask)
+
+
+def create_app(settings: ServerSettings, store: Store) -> FastAPI:
+    """The app owns `store` from here on: it closes it when the lifespan ends."""
+    ingestor = Ingestor(store, build_cost_model(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        grpc_server = None
+        if settings.grpc_port:
+            grpc_server = await start_grpc_server(ingestor, settings.host, settings.grpc_port,
+                                                  settings.max_body_bytes, settings.api_key)
+        try:
+            yield
+        finally:
+            # Stop taking new exports, let in-flight ones finish, then commit what was accepted.
+            if grpc_server is not None:
+                await grpc_server.stop(grace=10)
+            store.close()
+            log.info("store closed; every accepted batch was committed")
+
+    app = FastAPI(
+        title="llmlens",
+        version=__version__,
+        description="OpenTelemetry-native observability for LLM applications: OTLP in, JSON API out.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.ingestor = ingestor
+    install_error_handlers(app)
+    app.router.routes.extend(otlp_routes())
+    app.include_router(api_router)
+    app.include_router(search_router, tags=["traces"])
+    app.include_router(ui_router, tags=["ui"])
+    app.include_router(web_router, include_in_schema=False)
+    app.add_middleware(GZipMiddleware, minimum_size=4096)
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    return app

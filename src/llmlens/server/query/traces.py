@@ -1,0 +1,228 @@
+"""Trace list (newest first, filtered, paginated by an opaque cursor) and one whole trace."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmlens.server.query.errors import BadParameter
+from llmlens.server.query.window import Window, rfc3339, sql_time
+from llmlens.server.store import Store
+
+_NS = 1_000_000_000
+
+
+@dataclass
+class TraceFilters:
+    service: str | None = None
+    name: str | None = None
+    model: str | None = None
+    status: str | None = None  # ok | error
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    attrs: list[tuple[str, str]] = field(default_factory=list)
+
+
+def encode_cursor(start: str, trace_id: str) -> str:
+    raw = json.dumps([start, trace_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        start, trace_id = json.loads(raw)
+        if not (isinstance(start, str) and isinstance(trace_id, str) and len(trace_id) == 32):
+            raise ValueError
+        int(trace_id, 16)
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadParameter("cursor", "cursor is not one this server issued") from exc
+    return start, trace_id
+
+
+async def list_traces(store: Store, window: Window, filters: TraceFilters, limit: int,
+                      cursor: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {**window.params(), "limit": limit + 1}
+    span_conditions = []
+    if filters.service:
+        span_conditions.append("ServiceName = {service:String}")
+        params["service"] = filters.service
+    if filters.name:
+        span_conditions.append("SpanName = {name:String}")
+        params["name"] = filters.name
+    for i, (key, value) in enumerate(filters.attrs):
+        span_conditions.append(f"(SpanAttributes[{{ak{i}:String}}] = {{av{i}:String}} "
+                               f"OR ResourceAttributes[{{ak{i}:String}}] = {{av{i}:String}})")
+        params[f"ak{i}"], params[f"av{i}"] = key, value
+    where = ["Day >= toDate({start:DateTime64(9)}) - 1", "Day <= toDate({end:DateTime64(9)})"]
+    if span_conditions:
+        where.append(
+            "TraceId IN (SELECT TraceId FROM otel_traces WHERE Timestamp >= {start:DateTime64(9)} - INTERVAL 1 DAY "
+            "AND Timestamp <= {end:DateTime64(9)} AND " + " AND ".join(span_conditions) + ")"
+        )
+    if filters.model:
+        where.append(
+            "TraceId IN (SELECT TraceId FROM llm_calls WHERE Timestamp >= {start:DateTime64(9)} - INTERVAL 1 DAY "
+            "AND Timestamp <= {end:DateTime64(9)} AND (RequestModel = {model:String} OR ResponseModel = {model:String}))"
+        )
+        params["model"] = filters.model
+    having = ["span_count > 0", "start_time >= {start:DateTime64(9)}", "start_time <= {end:DateTime64(9)}"]
+    if filters.status == "error":
+        having.append("error_count > 0")
+    elif filters.status == "ok":
+        having.append("error_count = 0")
+    if filters.min_duration_ms is not None:
+        having.append("duration_ms >= {min_ms:Float64}")
+        params["min_ms"] = filters.min_duration_ms
+    if filters.max_duration_ms is not None:
+        having.append("duration_ms <= {max_ms:Float64}")
+        params["max_ms"] = filters.max_duration_ms
+    if cursor:
+        c_start, c_trace = decode_cursor(cursor)
+        having.append("(start_time, TraceId) < ({c_start:DateTime64(9)}, {c_trace:String})")
+        params["c_start"], params["c_trace"] = c_start, c_trace
+    sql = f"""
+        SELECT TraceId AS trace_id, min(Start) AS start_time,
+               dateDiff('nanosecond', min(Start), max(End)) / 1e6 AS duration_ms,
+               sum(SpanCount) AS span_count, sum(ErrorCount) AS error_count,
+               max(RootService) AS root_service, max(RootName) AS root_name,
+               sum(LlmCalls) AS llm_calls, sum(InputTokens) AS input_tokens,
+               sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd
+        FROM trace_index
+        WHERE {" AND ".join(where)}
+        GROUP BY TraceId
+        HAVING {" AND ".join(having)}
+        ORDER BY start_time DESC, TraceId DESC
+        LIMIT {{limit:UInt32}}
+    """
+    rows = await store.fetch(sql, params)
+    page, more = rows[:limit], len(rows) > limit
+    items = [trace_item(row) for row in page]
+    next_cursor = encode_cursor(page[-1]["start_time"], page[-1]["trace_id"]) if more and page else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def trace_item(row: dict[str, Any]) -> dict[str, Any]:
+    """One row of a trace list, shared by /traces and /search."""
+    return {
+        "trace_id": row["trace_id"],
+        "root_service": row["root_service"] or None,
+        "root_name": row["root_name"] or None,
+        "start_time": rfc3339(row["start_time"]),
+        "duration_ms": round(float(row["duration_ms"] or 0), 3),
+        "span_count": int(row["span_count"]),
+        "error": int(row["error_count"]) > 0,
+        "llm_calls": int(row["llm_calls"]),
+        "input_tokens": int(row["input_tokens"]),
+        "output_tokens": int(row["output_tokens"]),
+        "cost_usd": round(float(row["cost_usd"]), 10),
+    }
+
+
+_SPAN_SQL = """
+    SELECT SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, Timestamp,
+           toUnixTimestamp64Nano(Timestamp) AS start_ns, Duration, StatusCode, StatusMessage,
+           SpanAttributes, ResourceAttributes, ScopeName, ScopeVersion, TraceState,
+           Events.Timestamp AS ev_ts, Events.Name AS ev_name, Events.Attributes AS ev_attrs,
+           Links.TraceId AS link_trace, Links.SpanId AS link_span, Links.TraceState AS link_state,
+           Links.Attributes AS link_attrs
+    FROM otel_traces
+    WHERE TraceId = {trace_id:String}
+    ORDER BY Timestamp
+    LIMIT 1 BY SpanId
+"""
+_LLM_SQL = """
+    SELECT SpanId, Operation, Provider, RequestModel, ResponseModel, InputTokens, OutputTokens,
+           CachedInputTokens, ReasoningTokens, CostUsd, Priced, Streaming, TtftMs, FinishReasons,
+           ErrorType, App, Department, UserId, SessionId, Input, Output, Convention
+    FROM llm_calls WHERE TraceId = {trace_id:String}
+    LIMIT 1 BY SpanId
+"""
+
+
+async def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
+    trace_id = normalise_trace_id(trace_id)
+    rows = await store.fetch(_SPAN_SQL, {"trace_id": trace_id})
+    if not rows:
+        return None
+    llm = {row["SpanId"]: llm_facts(row) for row in await store.fetch(_LLM_SQL, {"trace_id": trace_id})}
+    return {"trace_id": trace_id, "spans": [_span(row, llm.get(row["SpanId"])) for row in rows]}
+
+
+def normalise_trace_id(trace_id: str) -> str:
+    lowered = trace_id.strip().lower()
+    if len(lowered) != 32 or any(c not in "0123456789abcdef" for c in lowered):
+        raise BadParameter("trace_id", "trace_id must be 32 hex characters")
+    return lowered
+
+
+def llm_facts(row: dict[str, Any]) -> dict[str, Any]:
+    priced = bool(row["Priced"])
+    return {
+        "operation": row["Operation"] or None,
+        "provider": row["Provider"] or None,
+        "request_model": row["RequestModel"] or None,
+        "response_model": row["ResponseModel"] or None,
+        "input_tokens": int(row["InputTokens"]),
+        "output_tokens": int(row["OutputTokens"]),
+        "cached_input_tokens": int(row["CachedInputTokens"]),
+        "reasoning_tokens": int(row["ReasoningTokens"]),
+        "cost_usd": float(row["CostUsd"]) if priced else None,
+        "priced": priced,
+        "streaming": row["Streaming"],
+        "ttft_ms": row["TtftMs"],
+        "finish_reasons": list(row["FinishReasons"] or []),
+        "error_type": row["ErrorType"] or None,
+        "app": row["App"] or None,
+        "department": row["Department"] or None,
+        "user_id": row["UserId"] or None,
+        "session_id": row["SessionId"] or None,
+        "input": row["Input"] or None,
+        "output": row["Output"] or None,
+        "convention": row["Convention"] or None,
+    }
+
+
+def _span(row: dict[str, Any], llm: dict[str, Any] | None) -> dict[str, Any]:
+    start_ns = int(row["start_ns"])
+    duration = int(row["Duration"])
+    status = {"Ok": "ok", "Error": "error"}.get(row["StatusCode"], "unset")
+    return {
+        "span_id": row["SpanId"],
+        "parent_span_id": row["ParentSpanId"] or None,
+        "service": row["ServiceName"],
+        "name": row["SpanName"],
+        "kind": row["SpanKind"].lower(),
+        "start_time": rfc3339(row["Timestamp"]),
+        "end_time": rfc3339(sql_time_ns(start_ns + duration)),
+        "start_unix_nano": start_ns,
+        "duration_ms": duration / 1e6,
+        "status": status,
+        "status_message": row["StatusMessage"] or None,
+        "attributes": row["SpanAttributes"],
+        "resource": row["ResourceAttributes"],
+        "scope": {"name": row["ScopeName"], "version": row["ScopeVersion"]},
+        "events": [
+            {"time": rfc3339(t), "name": n, "attributes": a}
+            for t, n, a in zip(row["ev_ts"], row["ev_name"], row["ev_attrs"], strict=False)
+        ],
+        "links": [
+            {"trace_id": t, "span_id": s, "trace_state": st or None, "attributes": a}
+            for t, s, st, a in zip(row["link_trace"], row["link_span"], row["link_state"], row["link_attrs"],
+                                   strict=False)
+        ],
+        "llm": llm,
+    }
+
+
+def sql_time_ns(ns: int) -> str:
+    """Nanoseconds since the epoch -> ClickHouse's text form, keeping all nine digits."""
+    from datetime import UTC, datetime
+
+    seconds, rest = divmod(ns, _NS)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{rest:09d}"
+
+
+__all__ = ["TraceFilters", "get_trace", "list_traces", "llm_facts", "normalise_trace_id", "sql_time", "trace_item"]

@@ -1,0 +1,112 @@
+"""OTLP/HTTP: POST /v1/traces, /v1/logs, /v1/metrics (protobuf or JSON, gzip/deflate).
+
+Answers follow the OTLP spec: 200 with an Export*ServiceResponse (partial_success when some
+items were rejected), 400 for bad data, 413 over the size limit, 415 for an unknown content
+type or encoding, 429/503 with Retry-After when the write queue is full or the store failed.
+Error bodies are google.rpc.Status in the request's encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Literal
+
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from llmlens.server.receive.decode import (
+    PayloadError,
+    PayloadTooLarge,
+    Signal,
+    UnsupportedMedia,
+    content_kind,
+    decompress,
+)
+from llmlens.server.receive.pipeline import IngestResult, Ingestor
+from llmlens.server.store import Overloaded, StoreError
+
+log = logging.getLogger("llmlens.receive.http")
+
+_RESPONSES = {
+    "traces": (ExportTraceServiceResponse, "rejected_spans"),
+    "logs": (ExportLogsServiceResponse, "rejected_log_records"),
+    "metrics": (ExportMetricsServiceResponse, "rejected_data_points"),
+}
+_GRPC_CODES = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14, 500: 13}
+
+
+def otlp_routes() -> list[Route]:
+    return [
+        Route(f"/v1/{signal}", _endpoint(signal), methods=["POST"], name=f"otlp_{signal}")
+        for signal in ("traces", "logs", "metrics")
+    ]
+
+
+def _endpoint(signal: Signal):
+    async def receive(request: Request) -> Response:
+        ingestor: Ingestor = request.app.state.ingestor
+        limit: int = request.app.state.settings.max_body_bytes
+        kind: Literal["protobuf", "json"] = "json"
+        try:
+            kind = content_kind(request.headers.get("content-type"))
+            body = await _read_body(request, limit)
+            body = decompress(body, request.headers.get("content-encoding"), limit)
+            result = await ingestor.ingest(signal, body, kind)
+        except UnsupportedMedia as exc:
+            return _error(415, str(exc), kind)
+        except PayloadTooLarge as exc:
+            return _error(413, str(exc), kind)
+        except PayloadError as exc:
+            return _error(400, str(exc), kind)
+        except Overloaded as exc:
+            return _error(429, str(exc), kind, retry_after=exc.retry_after)
+        except StoreError as exc:
+            log.error("store failed while ingesting %s: %s", signal, exc)
+            return _error(503, "the store could not commit this batch; retry later", kind, retry_after=5)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        return _success(signal, result, kind)
+
+    return receive
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes, over the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _success(signal: Signal, result: IngestResult, kind: str) -> Response:
+    response_type, rejected_field = _RESPONSES[signal]
+    response = response_type()
+    if result.rejected or result.message:
+        setattr(response.partial_success, rejected_field, result.rejected)
+        response.partial_success.error_message = result.message
+    if kind == "protobuf":
+        return Response(response.SerializeToString(), media_type="application/x-protobuf")
+    body = json_format.MessageToDict(response)
+    return Response(json.dumps(body), media_type="application/json")
+
+
+def _error(status: int, message: str, kind: str, retry_after: float | None = None) -> Response:
+    headers = {"Retry-After": str(max(1, int(round(retry_after))))} if retry_after is not None else None
+    rpc = Status(code=_GRPC_CODES.get(status, 2), message=message)
+    if kind == "protobuf":
+        return Response(rpc.SerializeToString(), status_code=status, media_type="application/x-protobuf",
+                        headers=headers)
+    return Response(json.dumps({"code": rpc.code, "message": message}), status_code=status,
+                    media_type="application/json", headers=headers)

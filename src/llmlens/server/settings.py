@@ -1,0 +1,196 @@
+"""One settings object for the server, resolved once at start-up and passed down.
+
+Precedence: command-line flag > LLMLENS_* environment variable > config file (TOML,
+`--config` or LLMLENS_CONFIG) > default. Every setting is one row of SETTINGS, which also
+generates the `llmlens serve` flags and the README's table, so docs and code cannot drift.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the setting and where it came from."""
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "llmlens")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "LLMLENS_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", str, None, "folder of the embedded store (default: $XDG_DATA_HOME/llmlens)"),
+    Setting("host", str, "127.0.0.1", "address to listen on; anything but loopback requires an API key"),
+    Setting("http_port", int, 4318, "port for OTLP/HTTP, the JSON API and the UI"),
+    Setting("grpc_port", int, 4317, "port for OTLP/gRPC (0 turns gRPC off)"),
+    Setting("clickhouse_url", str, None,
+            "use a ClickHouse server instead of the embedded store, e.g. http://user:pass@host:8123/db"),
+    Setting("api_key", str, None, "bearer token required on OTLP and API requests", secret=True),
+    Setting("retention_days", int, 30, "days to keep data (ClickHouse TTL)"),
+    Setting("max_body_bytes", int, 16 * 1024 * 1024, "largest OTLP body accepted, after decompression"),
+    Setting("max_pending_rows", int, 400_000, "rows waiting to be written before new exports get 429"),
+    Setting("mask_pii", bool, False, "mask PII in attributes, prompts and log bodies before storing"),
+    Setting("prices_file", str, None, "a price override file (JSON or TOML) that adds or replaces model prices"),
+    Setting("query_timeout_s", float, 30.0, "time limit of one API query, in seconds"),
+    Setting("log_level", str, "info", "server log level: debug, info, warning, error"),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: str
+    host: str
+    http_port: int
+    grpc_port: int
+    clickhouse_url: str | None
+    api_key: str | None
+    retention_days: int
+    max_body_bytes: int
+    max_pending_rows: int
+    mask_pii: bool
+    prices_file: str | None
+    query_timeout_s: float
+    log_level: str
+
+    @property
+    def backend(self) -> str:
+        return "clickhouse" if self.clickhouse_url else "chdb"
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    def public(self) -> dict[str, Any]:
+        """Settings as shown to users: secrets replaced, never printed."""
+        shown = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown[f.name] = "***" if value and _BY_NAME[f.name].secret else value
+        if self.clickhouse_url and "@" in self.clickhouse_url:
+            scheme, rest = self.clickhouse_url.split("://", 1) if "://" in self.clickhouse_url else ("", self.clickhouse_url)
+            shown["clickhouse_url"] = f"{scheme}://***@{rest.split('@', 1)[1]}" if scheme else "***@" + rest.split("@", 1)[1]
+        return shown
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> ServerSettings:
+    """Resolve every setting; raises SettingsError naming the culprit."""
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    config_file = config_file or env.get("LLMLENS_CONFIG")
+    from_file = _read_config(config_file) if config_file else {}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in flags:
+            values[setting.name] = _convert(setting, flags[setting.name], f"flag {setting.flag}")
+        elif setting.env in env and env[setting.env] != "":
+            values[setting.name] = _convert(setting, env[setting.env], f"environment variable {setting.env}")
+        elif setting.name in from_file:
+            values[setting.name] = _convert(setting, from_file[setting.name], f"config file {config_file}")
+        else:
+            values[setting.name] = setting.default
+    if not values["data_dir"]:
+        values["data_dir"] = default_data_dir()
+    settings = ServerSettings(**values)
+    _validate(settings)
+    return settings
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise SettingsError(f"config file {path} does not exist") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    section = data.get("server", data)
+    if not isinstance(section, dict):
+        raise SettingsError(f"config file {path}: [server] must be a table")
+    unknown = sorted(set(section) - set(_BY_NAME))
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_BY_NAME)}")
+    return section
+
+
+def _convert(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        if setting.type is bool:
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if setting.type is int and isinstance(raw, float | bool):
+            raise ValueError("expected a whole number")
+        return setting.type(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{setting.name} from {source}: {raw!r} is not a valid {setting.type.__name__} ({exc})") from exc
+
+
+def _validate(s: ServerSettings) -> None:
+    for name in ("http_port", "grpc_port"):
+        port = getattr(s, name)
+        if not 0 <= port <= 65535 or (name == "http_port" and port == 0):
+            raise SettingsError(f"{name} must be between 1 and 65535 (grpc_port may be 0 to turn gRPC off), got {port}")
+    if s.grpc_port and s.grpc_port == s.http_port:
+        raise SettingsError(f"http_port and grpc_port must differ (both are {s.http_port})")
+    if s.retention_days < 1 or s.retention_days > 3650:
+        raise SettingsError(f"retention_days must be between 1 and 3650, got {s.retention_days}")
+    if s.max_body_bytes < 1024 or s.max_body_bytes > 1024**3:
+        raise SettingsError(f"max_body_bytes must be between 1 KiB and 1 GiB, got {s.max_body_bytes}")
+    if s.max_pending_rows < 1000:
+        raise SettingsError(f"max_pending_rows must be at least 1000, got {s.max_pending_rows}")
+    if not 0 < s.query_timeout_s <= 600:
+        raise SettingsError(f"query_timeout_s must be in (0, 600], got {s.query_timeout_s}")
+    if s.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise SettingsError(f"log_level must be debug, info, warning or error, got {s.log_level!r}")
+    if not s.loopback and not s.api_key:
+        raise SettingsError(
+            f"listening on {s.host} (beyond loopback) needs an API key: set LLMLENS_API_KEY "
+            "(clients then send 'Authorization: Bearer <key>')"
+        )
+    if s.api_key is not None and len(s.api_key) < 16:
+        raise SettingsError("api_key must be at least 16 characters")
+    if s.clickhouse_url and not s.clickhouse_url.startswith(("http://", "https://")):
+        raise SettingsError(f"clickhouse_url must start with http:// or https://, got {s.clickhouse_url.split('@')[-1]!r}")
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
