@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmlens.server.normalise.batch import Batch
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import METRIC_TABLES
 from llmlens.server.store.errors import Overloaded, QueryTimeout, StoreError, StoreLocked
 from llmlens.server.store.schema import apply_retention, migrate
 from llmlens.server.store.writer import BatchWriter
+
+if TYPE_CHECKING:  # the normaliser imports our column types; avoid the cycle at run time
+    from llmlens.server.normalise.batch import Batch
 
 __all__ = ["Overloaded", "QueryTimeout", "Store", "StoreError", "StoreLocked", "open_backend"]
 

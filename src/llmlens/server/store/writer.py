@@ -20,14 +20,17 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from llmlens.server.normalise.batch import Batch
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES, TIME_COLUMN, schema
 from llmlens.server.store.errors import Overloaded, StoreError
+
+if TYPE_CHECKING:  # the normaliser imports our column types; avoid the cycle at run time
+    from llmlens.server.normalise.batch import Batch
 
 log = logging.getLogger("llmlens.store.writer")
 

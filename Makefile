@@ -1,0 +1,31 @@
+# The two commands of the README:
+#   pip install -e '.[all]' && llmlens demo     # run the main job
+#   make test                                    # install everything the tests need, run them all
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+# Debian packages the tests drive for real: a browser for the UI tests.
+DEBIAN_PACKAGES ?= chromium
+
+.PHONY: test install system-deps lint bench
+
+test: install system-deps
+	$(PYTHON) -m pytest -q
+
+install:
+	$(PIP) install -q -e '.[all]'
+
+# Installs Debian packages when missing (needs root or sudo, as on CI machines).
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+lint:
+	$(PYTHON) -m ruff check src tests benchmarks
+
+bench:
+	$(PYTHON) benchmarks/ingest.py
+	$(PYTHON) benchmarks/query.py
