@@ -68,7 +68,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--error-rate",
         type=_fraction,
         default=0.0,
-        help="share of mock LLM calls that fail (HTTP 500/429/timeouts), 0..1 (default: %(default)s)",
+        help="share of mock LLM calls answered with HTTP 500, 0..1 (default: %(default)s)",
     )
     parser.add_argument(
         "--data-dir",

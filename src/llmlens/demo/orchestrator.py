@@ -6,12 +6,14 @@ what it calls); stop order is the reverse, with the server last so the others ca
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +26,7 @@ SERVER_READY_TIMEOUT_S = 90.0  # the embedded database's first start creates its
 SERVICE_READY_TIMEOUT_S = 45.0
 STOP_GRACE_S = 10.0
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SETTINGS = 0, 1, 2
+STATE_FILE_NAME = "demo.json"  # in the data dir while the demo runs: the addresses, for scripts
 
 
 def _module(name: str, *args: str) -> list[str]:
@@ -134,7 +137,10 @@ class Demo:
             )
         ):
             raise ValueError(problem)
-        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot create the log folder {self.settings.log_dir}: {exc.strerror}") from exc
 
     def _ports_to_bind(self) -> dict[str, int]:
         roles = self.settings.ports.by_role()
@@ -154,6 +160,7 @@ class Demo:
             self._error(str(exc))
             return EXIT_FAILED
         self.console.print(self._address_table())
+        self._write_state_file()
         self.traffic = ManagedProcess(specs["traffic"], env)
         self.running[self.traffic.name] = self.traffic
         return self._supervise(self.traffic)
@@ -184,12 +191,32 @@ class Demo:
 
     def stop_all(self) -> None:
         """Reverse start order; SIGINT to the traffic generator so it prints its summary."""
+        self.state_file.unlink(missing_ok=True)
         for name in reversed(list(self.running)):
             process = self.running.pop(name)
             first = signal.SIGINT if process is self.traffic else signal.SIGTERM
             if process.exit_code() is None:
                 self.console.print(f"stopping {name} …")
             process.stop(STOP_GRACE_S, first)
+
+    @property
+    def state_file(self) -> Path:
+        return self.settings.data_dir / STATE_FILE_NAME
+
+    def _write_state_file(self) -> None:
+        """Addresses for scripts and tests: present exactly while the demo is up."""
+        s, p = self.settings, self.settings.ports
+        state = {
+            "pid": os.getpid(),
+            "ui": f"{s.url(p.server_http)}/",
+            "server": s.url(p.server_http),
+            "otlp_grpc": f"{s.host}:{p.server_grpc}",
+            "chatbot": s.url(p.chatbot),
+            "retriever": s.url(p.retriever),
+            "llm": s.llm.base_url,
+            "logs": str(s.log_dir),
+        }
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self.stop_requested.is_set():  # second Ctrl-C: no more patience

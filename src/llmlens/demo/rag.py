@@ -24,8 +24,8 @@ from llmlens.demo.settings import LlmEndpoint
 log = structlog.get_logger(__name__)
 _tracer = trace.get_tracer("llmlens.demo.chatbot")
 
-Fault = Literal["retriever_error", "llm_error", "llm_timeout"]
-FAULTS: tuple[str, ...] = ("retriever_error", "llm_error", "llm_timeout")
+Fault = Literal["retriever_error", "llm_error", "llm_rate_limit", "llm_timeout"]
+FAULTS: tuple[str, ...] = ("retriever_error", "llm_error", "llm_rate_limit", "llm_timeout")
 
 SYSTEM_PROMPT = (
     "You are the support assistant of Larkspur, a team notes and docs app. Answer the user's question "
@@ -34,7 +34,7 @@ SYSTEM_PROMPT = (
 )
 QUALITY_SCORE_NAME = "groundedness"
 # Asks the demo mock LLM to fail this one request; other endpoints ignore unknown headers.
-MOCK_FAULT_HEADER = "X-Mock-Fault"
+MOCK_FAULT_HEADER = "x-mock-status"
 
 
 @dataclass(frozen=True)
@@ -231,8 +231,8 @@ class RagPipeline:
         arguments: dict[str, Any] = {"model": s.llm.model, "max_tokens": s.max_tokens, "temperature": 0.2}
         if fault == "llm_timeout":
             arguments["timeout"] = 0.001  # a real client-side timeout against a real server
-        elif fault == "llm_error":
-            arguments["extra_headers"] = {MOCK_FAULT_HEADER: "server_error"}
+        elif fault in ("llm_error", "llm_rate_limit"):
+            arguments["extra_headers"] = {MOCK_FAULT_HEADER: "500" if fault == "llm_error" else "429"}
         return arguments
 
     def _llm_failure(self, exc: openai.APIError) -> UpstreamError:
