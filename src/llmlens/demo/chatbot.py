@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 import llmlens
 from llmlens.demo.http_metrics import HttpMetricsMiddleware
 from llmlens.demo.rag import Answer, ChatbotMetrics, Fault, Passage, RagPipeline, RagSettings, UpstreamError
-from llmlens.demo.runtime import add_service_arguments, serve, start_telemetry
+from llmlens.demo.runtime import add_service_arguments, serve
 from llmlens.demo.sessions import SessionStore
 from llmlens.demo.settings import (
     DEFAULT_CHATBOT_PORT,
@@ -262,9 +262,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_llm_check and (problem := check_llm_reachable(llm.base_url, llm.api_key)):
         print(f"error: {SERVICE_NAME}: {problem}", file=sys.stderr)
         return 1
-    start_telemetry(SERVICE_NAME, args.otlp_endpoint)
     settings = RagSettings(retriever_url=args.retriever_url, llm=llm, top_k=args.top_k)
-    return serve(create_app(settings), args.host, args.port, SERVICE_NAME)
+    return serve(SERVICE_NAME, args.host, args.port, args.otlp_endpoint, lambda: create_app(settings))
 
 
 CHATBOT_HELP = (

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 import llmlens
 from llmlens.demo.embedding import DEFAULT_DIMENSIONS, HashingEmbedder
 from llmlens.demo.http_metrics import HttpMetrics, HttpMetricsMiddleware
-from llmlens.demo.runtime import add_service_arguments, serve, start_telemetry
+from llmlens.demo.runtime import add_service_arguments, serve
 from llmlens.demo.search_index import Hit, SearchIndex, load_chunks
 from llmlens.demo.settings import DEFAULT_RETRIEVER_PORT
 
@@ -156,11 +156,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    start_telemetry(SERVICE_NAME, args.otlp_endpoint)
     settings = RetrieverSettings(
         host=args.host, port=args.port, otlp_endpoint=args.otlp_endpoint, docs_dir=args.docs_dir
     )
-    return serve(create_app(settings), settings.host, settings.port, SERVICE_NAME)
+    return serve(
+        SERVICE_NAME, settings.host, settings.port, settings.otlp_endpoint, lambda: create_app(settings)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import llmlens
@@ -33,15 +34,18 @@ def start_telemetry(service_name: str, otlp_endpoint: str | None) -> None:
     llmlens.configure_logging()
 
 
-def serve(app: Any, host: str, port: int, service_name: str) -> int:
-    """Run uvicorn until SIGTERM/SIGINT; returns a process exit code."""
+def serve(
+    service_name: str, host: str, port: int, otlp_endpoint: str | None, build_app: Callable[[], Any]
+) -> int:
+    """Check the port, turn telemetry on, build the app and run it until SIGTERM/SIGINT; returns an exit code."""
     import uvicorn
 
     if not port_is_free(host, port):
         print(f"error: {service_name}: port {port} on {host} is already in use", file=sys.stderr)
         return 2
+    start_telemetry(service_name, otlp_endpoint)  # before the app exists, so its clients get instrumented
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(build_app(), host=host, port=port, log_level="warning", access_log=False)
     finally:
         llmlens.shutdown()
     return 0
