@@ -61,7 +61,7 @@ async def costs(store: Store, flt: LlmFilter, group_by: str, step_seconds: int) 
         "step_seconds": step_seconds,
         "totals": total,
         "breakdown": rows,
-        "series": _series(series, [r["key"] for r in rows[:SERIES_KEYS]]),
+        "series": _series(series, [r["key"] for r in rows[:SERIES_KEYS]], flt.window.buckets(step_seconds)),
         "unpriced": [{"model": r["model"], "provider": r["provider"], "requests": int(r["requests"]),
                       "input_tokens": int(r["input_tokens"]), "output_tokens": int(r["output_tokens"])}
                      for r in unpriced],
@@ -85,8 +85,8 @@ def _sums(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _series(rows: list[dict[str, Any]], top_keys: list[str]) -> dict[str, Any]:
-    buckets = sorted({r["bucket"] for r in rows})
+def _series(rows: list[dict[str, Any]], top_keys: list[str], window_buckets: list[str]) -> dict[str, Any]:
+    buckets = sorted({*window_buckets, *(r["bucket"] for r in rows)})
     index = {b: i for i, b in enumerate(buckets)}
     keys = [*top_keys, "other"]
     values = {k: [0.0] * len(buckets) for k in keys}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmlens.semconv import MODEL_OPERATIONS
 from llmlens.server.query.window import Window
 
 # Filter name -> condition over llm_calls; each reads the parameter f_<name>.
@@ -17,6 +18,9 @@ _CONDITIONS = {
     "session": "SessionId = {f_session:String}",
 }
 FILTER_NAMES = tuple(_CONDITIONS)
+# Tool, retrieval and agent steps have llm_calls rows too; "requests" means model calls only,
+# as in /api/v1/llm/stats. The operation names are constants, never user text.
+MODEL_CALLS = "Operation IN (" + ", ".join(f"'{op}'" for op in MODEL_OPERATIONS) + ")"
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,8 @@ class LlmFilter:
         return cls(window, {k: v for k, v in values.items() if v})
 
     def where(self) -> str:
-        """``Timestamp`` in the window and every given filter, joined with AND."""
-        parts = ["Timestamp >= {start:DateTime64(9)}", "Timestamp < {end:DateTime64(9)}"]
+        """Model calls in the window passing every given filter, joined with AND."""
+        parts = ["Timestamp >= {start:DateTime64(9)}", "Timestamp < {end:DateTime64(9)}", MODEL_CALLS]
         parts += [_CONDITIONS[name] for name in self.values]
         return " AND ".join(parts)
 

@@ -1,5 +1,7 @@
 """The overview dashboard's data: LLM totals, time series and breakdowns over llm_calls.
 
+"Requests" are model calls (as in /api/v1/llm/stats); output tokens per second is the decode
+speed of streamed calls: output tokens over the time after the first token.
 Every figure reads typed llm_calls columns (never attribute Maps), so 24 hours of a large store
 stay interactive. The queries are independent and run concurrently.
 """
@@ -26,7 +28,9 @@ _MEASURES = """
     sum(OutputTokens) AS output_tokens,
     sum(CostUsd) AS cost_usd,
     countIf(NOT Priced) AS unpriced_requests,
-    sumIf(OutputTokens, OutputTokens > 0) / nullIf(sumIf(Duration, OutputTokens > 0) / 1e9, 0) AS output_tokens_per_s"""
+    sumIf(OutputTokens, Streaming AND TtftMs IS NOT NULL)
+        / nullIf(sumIf(Duration / 1e9 - assumeNotNull(TtftMs) / 1e3, Streaming AND TtftMs IS NOT NULL), 0)
+        AS output_tokens_per_s"""
 
 SERIES_SQL = f"""
 SELECT formatDateTime(toStartOfInterval(toDateTime(Timestamp), toIntervalSecond({{step:UInt32}})),
@@ -87,7 +91,7 @@ async def overview(store: Store, flt: LlmFilter, step_seconds: int) -> dict[str,
     return {
         "window": {"start": _iso(flt.window.start), "end": _iso(flt.window.end), "step_seconds": step_seconds},
         "totals": total,
-        "series": [{"bucket": row["bucket"], **_measures(row)} for row in series],
+        "series": _filled(series, flt.window.buckets(step_seconds)),
         "models": _model_shares(models, total["requests"]),
         "duration_histogram": _histogram(histogram),
         "top_errors": [{"error_type": r["error_type"], "requests": int(r["requests"]),
@@ -105,7 +109,7 @@ def _measures(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "requests": requests,
         "errors": errors,
-        "error_rate": errors / requests if requests else 0.0,
+        "error_rate": errors / requests if requests else None,  # no requests: no rate, not 0%
         "latency_p50_ms": _num(latency[0]), "latency_p95_ms": _num(latency[1]), "latency_p99_ms": _num(latency[2]),
         "ttft_p50_ms": _num(ttft[0]), "ttft_p95_ms": _num(ttft[1]),
         "input_tokens": int(row.get("input_tokens") or 0),
@@ -114,6 +118,12 @@ def _measures(row: dict[str, Any]) -> dict[str, Any]:
         "unpriced_requests": int(row.get("unpriced_requests") or 0),
         "output_tokens_per_s": _num(row.get("output_tokens_per_s")),
     }
+
+
+def _filled(rows: list[dict[str, Any]], buckets: list[str]) -> list[dict[str, Any]]:
+    """One point per bucket of the window: quiet buckets count zero (percentiles stay null)."""
+    by_bucket = {row["bucket"]: row for row in rows}
+    return [{"bucket": b, **_measures(by_bucket.get(b, {}))} for b in sorted({*buckets, *by_bucket})]
 
 
 def _model_shares(rows: list[dict[str, Any]], requests: int) -> list[dict[str, Any]]:

@@ -68,8 +68,8 @@ async def search_traces(store: Store, compiled: CompiledQuery, window: Window, l
 def _item(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "trace_id": row["trace_id"],
-        "root_service": row["root_service"],
-        "root_name": row["root_name"],
+        "root_service": row["root_service"] or None,
+        "root_name": row["root_name"] or None,
         "start_time": rfc3339(row["start_time"]),
         "duration_ms": round(float(row["duration_ms"]), 3),
         "span_count": int(row["span_count"]),
@@ -77,5 +77,5 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
         "llm_calls": int(row["llm_calls"]),
         "input_tokens": int(row["input_tokens"]),
         "output_tokens": int(row["output_tokens"]),
-        "cost_usd": float(row["cost_usd"]),
+        "cost_usd": round(float(row["cost_usd"]), 10),
     }

@@ -161,6 +161,8 @@ def _syntax_error(exc: UnexpectedInput, query: str) -> TraceQLError:
 def _describe_expected(names: Any) -> str:
     if not names:
         return ""
+    if {"STRING", "NUMBER"} <= set(names):
+        return ": expected a value (a number, a duration like 2s, \"quoted text\", or a word like error or server)"
     described = sorted({_TERMINAL_NAMES.get(n, n) for n in names})
     return ": expected " + " or ".join(described)
 

@@ -35,6 +35,14 @@ class Window:
         """Parameters for ``{start:DateTime64(9)}`` / ``{end:DateTime64(9)}`` placeholders."""
         return {"start": sql_time(self.start), "end": sql_time(self.end)}
 
+    def buckets(self, step: int) -> list[str]:
+        """Every bucket start of the window, as ClickHouse's toStartOfInterval aligns them (epoch
+        multiples of step; every chart step divides a day), formatted like the queries' buckets."""
+        first = int(self.start.timestamp()) // step * step
+        last = int(self.end.timestamp())
+        return [datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                for t in range(first, max(last, first + 1), step)]
+
     def step_seconds(self, requested: str | None = None) -> int:
         if requested:
             step = parse_duration_seconds(requested, "step")

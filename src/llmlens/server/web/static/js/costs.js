@@ -1,0 +1,83 @@
+// Costs: spend by model, app, department, user or service over time (GET /api/v1/costs).
+import { getJSON } from './lib/api.js';
+import { timeChart } from './lib/charts.js';
+import { $, clear, emptyState, h, markReady, otelHint, setBusy, showError } from './lib/dom.js';
+import * as f from './lib/format.js';
+import * as state from './lib/state.js';
+import { table } from './lib/table.js';
+import { timebar } from './lib/timebar.js';
+
+const DIMENSIONS = [['model', 'Model'], ['app', 'App'], ['department', 'Department'], ['user', 'User'], ['service', 'Service']];
+const form = $('#filters');
+const groupBy = h('select', { id: 'group-by', name: 'group_by' }, DIMENSIONS.map(([v, l]) => h('option', { value: v }, l)));
+groupBy.value = state.get('group_by', 'model');
+groupBy.addEventListener('change', () => { state.update({ group_by: groupBy.value === 'model' ? null : groupBy.value }); load(); });
+form.append(h('label', { for: 'group-by' }, 'Spend by', groupBy));
+timebar(form, load, { defaultRange: '7d' });
+
+let generation = 0;
+
+async function load() {
+  const mine = ++generation;
+  setBusy(true);
+  try {
+    const data = await getJSON('/api/v1/costs', { ...state.timeParams('7d'), group_by: state.get('group_by', 'model') });
+    if (mine !== generation) return;
+    clear($('#message'));
+    render(data);
+    markReady();
+  } catch (error) {
+    if (mine !== generation) return;
+    showError($('#message'), error);
+    markReady('error');
+  } finally {
+    if (mine === generation) setBusy(false);
+  }
+}
+
+function tile(id, label, value, raw, sub = '', tone = '') {
+  return h('div', { class: `tile ${tone}`, 'data-testid': `tile-${id}`, 'data-value': raw ?? '' },
+    h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), h('div', { class: 'sub' }, sub));
+}
+
+function render(data) {
+  const t = data.totals;
+  const dimension = DIMENSIONS.find(([v]) => v === data.group_by)[1];
+  clear($('#tiles'),
+    tile('cost', 'Total spend', f.usd(t.cost_usd), t.cost_usd),
+    tile('per-1k', 'Spend per 1,000 tokens', t.cost_per_1k_tokens === null ? f.dash : f.usd(t.cost_per_1k_tokens), t.cost_per_1k_tokens, 'priced calls only'),
+    tile('priced', 'Priced calls', f.int(t.priced_requests), t.priced_requests),
+    tile('unpriced', 'Unpriced calls', f.int(t.unpriced_requests), t.unpriced_requests,
+      t.unpriced_requests ? 'no price known: not in the cost' : 'every call priced', t.unpriced_requests ? 'warn' : ''),
+    tile('tokens', 'Tokens in / out', `${f.int(t.input_tokens)} / ${f.int(t.output_tokens)}`, t.input_tokens + t.output_tokens));
+  $('#content').hidden = t.requests === 0;
+  if (t.requests === 0) {
+    emptyState($('#message'), 'No LLM calls in this time range yet — point an OTel SDK at this server.', ...otelHint());
+    return;
+  }
+  timeChart($('#chart-spend'), { title: `Spend by ${dimension.toLowerCase()}`, buckets: data.series.buckets, fmt: f.usd,
+    series: data.series.keys.map((k) => ({ label: k || '(none)', values: data.series.values[k] })) });
+  clear($('#breakdown'), table([
+    { key: 'key', label: dimension, render: (r) => r.key || h('span', { class: 'muted' }, '(none)') },
+    { key: 'requests', label: 'Calls', num: true, render: (r) => f.int(r.requests) },
+    { key: 'unpriced_requests', label: 'Unpriced', num: true, render: (r) => (r.unpriced_requests ? h('span', { class: 'badge warn' }, f.int(r.unpriced_requests)) : '0') },
+    { key: 'tokens', label: 'Tokens in / out', num: true, render: (r) => `${f.int(r.input_tokens)} / ${f.int(r.output_tokens)}` },
+    { key: 'cost_usd', label: 'Spend', num: true, render: (r) => f.usd(r.cost_usd) },
+    { key: 'cost_per_1k_tokens', label: 'Per 1,000 tokens', num: true, render: (r) => (r.cost_per_1k_tokens === null ? f.dash : f.usd(r.cost_per_1k_tokens)) },
+    { key: 'share', label: 'Share', num: true, render: (r) => f.pct(r.share) },
+  ], data.breakdown, { caption: `Spend by ${dimension}`, testid: 'costs-table',
+    rowAttrs: (r) => ({ 'data-key': r.key, 'data-cost': r.cost_usd, 'data-requests': r.requests, 'data-unpriced': r.unpriced_requests }) }));
+  if (!data.unpriced.length) {
+    clear($('#unpriced'), h('p', { class: 'muted' }, 'Every call in this range has a price.'));
+  } else {
+    clear($('#unpriced'), h('p', {}, 'These calls have no known price, so they are not in the spend above. Add the model to a prices file (',
+      h('code', {}, 'llmlens serve --prices-file'), ') to price them.'), table([
+      { key: 'model', label: 'Model', render: (r) => r.model || '(unknown)' },
+      { key: 'provider', label: 'Provider', render: (r) => r.provider || f.dash },
+      { key: 'requests', label: 'Calls', num: true, render: (r) => f.int(r.requests) },
+      { key: 'tokens', label: 'Tokens in / out', num: true, render: (r) => `${f.int(r.input_tokens)} / ${f.int(r.output_tokens)}` },
+    ], data.unpriced, { caption: 'Unpriced calls', testid: 'unpriced-table' }));
+  }
+}
+
+load();

@@ -1,0 +1,69 @@
+// Logs: search by time, service, severity, text and trace id (GET /api/v1/logs); lines link to traces.
+import { getJSON } from './lib/api.js';
+import { $, clear, emptyState, h, markReady, otelHint, setBusy, showError } from './lib/dom.js';
+import * as f from './lib/format.js';
+import * as state from './lib/state.js';
+import { table } from './lib/table.js';
+import { timebar } from './lib/timebar.js';
+
+const SEVERITIES = ['', 'debug', 'info', 'warn', 'error', 'fatal'];
+const form = $('#filters');
+const inputs = {
+  q: h('input', { id: 'f-q', name: 'q', type: 'search', size: 24 }),
+  service: h('input', { id: 'f-service', name: 'service', size: 14 }),
+  severity: h('select', { id: 'f-severity', name: 'severity' }, SEVERITIES.map((s) => h('option', { value: s }, s ? `${s} and above` : 'Any'))),
+  trace_id: h('input', { id: 'f-trace_id', name: 'trace_id', size: 34, class: 'mono' }),
+};
+const labels = { q: 'Text contains', service: 'Service', severity: 'Severity', trace_id: 'Trace id' };
+for (const [key, input] of Object.entries(inputs)) {
+  input.value = state.get(key);
+  form.append(h('label', { for: input.id }, labels[key], input));
+}
+form.append(h('button', { type: 'submit', id: 'search-logs' }, 'Search'));
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  state.update(Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])));
+  load();
+});
+timebar(form, load, { defaultRange: '1h' });
+
+let generation = 0;
+
+async function load() {
+  const mine = ++generation;
+  setBusy(true);
+  try {
+    const filters = Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)]));
+    const data = await getJSON('/api/v1/logs', { ...state.timeParams('1h'), ...filters, limit: 500 });
+    if (mine !== generation) return;
+    clear($('#message'));
+    render(data.items, Object.values(filters).some(Boolean));
+    markReady();
+  } catch (error) {
+    if (mine !== generation) return;
+    showError($('#message'), error);
+    markReady('error');
+  } finally {
+    if (mine === generation) setBusy(false);
+  }
+}
+
+function render(items, filtered) {
+  $('#result-count').textContent = `${items.length} line${items.length === 1 ? '' : 's'}${items.length >= 500 ? ' (newest 500)' : ''}`;
+  if (!items.length) {
+    emptyState($('#results'), filtered ? 'No log lines match these filters in this time range.' : 'No logs in this time range yet.',
+      ...(filtered ? [] : otelHint()));
+    return;
+  }
+  clear($('#results'), table([
+    { key: 'time', label: 'Time', render: (r) => f.time(r.time) },
+    { key: 'severity', label: 'Severity', render: (r) => h('span', { class: `sev-${(r.severity || '').toUpperCase()}` }, r.severity || String(r.severity_number)) },
+    { key: 'service', label: 'Service' },
+    { key: 'body', label: 'Message', render: (r) => h('span', { class: 'mono' }, r.body) },
+    { key: 'trace_id', label: 'Trace', render: (r) => (r.trace_id
+      ? h('a', { href: `/traces/${r.trace_id}${r.span_id ? `?span=${r.span_id}` : ''}`, 'data-trace-link': r.trace_id, class: 'mono' }, f.shortId(r.trace_id, 10))
+      : f.dash) },
+  ], items, { caption: 'Log lines', testid: 'logs-table', rowAttrs: (r) => ({ 'data-trace-id': r.trace_id || '' }) }));
+}
+
+load();
