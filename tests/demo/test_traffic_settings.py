@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from llmlens.demo.scenarios import SCENARIOS, parse_scenarios
+from llmlens.demo.scenarios import SCENARIOS
+from llmlens.demo.settings import SCENARIO_NAMES, parse_scenarios
 from llmlens.demo.traffic import TrafficSettings
 
 
@@ -16,7 +17,7 @@ def test_scenario_list_with_and_without_weights() -> None:
 
 
 def test_every_issue_scenario_exists() -> None:
-    assert set(SCENARIOS) == {"simple", "long", "multi_turn", "burst", "error_storm"}
+    assert set(SCENARIOS) == set(SCENARIO_NAMES) == {"simple", "long", "multi_turn", "burst", "error_storm"}
 
 
 @pytest.mark.parametrize(

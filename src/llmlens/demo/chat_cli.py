@@ -11,23 +11,8 @@ import httpx
 from rich.console import Console
 from rich.markdown import Markdown
 
-from llmlens.demo.settings import DEFAULT_CHATBOT_PORT, LOOPBACK
+from llmlens.demo.arguments import CHAT_HELP, add_chat_arguments
 from llmlens.demo.traffic import check_chatbot_reachable
-
-CHAT_HELP = (
-    "Chat with the demo RAG chatbot in the terminal. The chatbot keeps the conversation per session; "
-    "type /reset to start a new session and /quit (or Ctrl-D) to leave."
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--chatbot-url",
-        default=f"http://{LOOPBACK}:{DEFAULT_CHATBOT_PORT}",
-        help="chatbot base URL (default: %(default)s)",
-    )
-    parser.add_argument("--session-id", default=None, help="continue a session (default: a new one)")
-    parser.add_argument("--user-id", default="terminal-user", help="user id sent with each message")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +63,7 @@ def _new_session() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmlens demo chat", description=CHAT_HELP)
-    add_arguments(parser)
+    add_chat_arguments(parser)
     return run(parser.parse_args(argv))
 
 

@@ -18,20 +18,19 @@ from typing import Literal
 import httpx
 import openai
 import structlog
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
 import llmlens
+from llmlens.demo.arguments import CHATBOT_HELP, add_chatbot_arguments
 from llmlens.demo.http_metrics import HttpMetricsMiddleware
 from llmlens.demo.rag import Answer, ChatbotMetrics, Fault, Passage, RagPipeline, RagSettings, UpstreamError
-from llmlens.demo.runtime import add_service_arguments, serve
+from llmlens.demo.runtime import serve
 from llmlens.demo.sessions import SessionStore
 from llmlens.demo.settings import (
-    DEFAULT_CHATBOT_PORT,
     DEFAULT_LLM_PORT,
-    DEFAULT_RETRIEVER_PORT,
     LOOPBACK,
     resolve_llm_endpoint,
 )
@@ -97,7 +96,10 @@ def create_app(
                 await llm.close()
 
     app = FastAPI(title="llmlens demo RAG chatbot", lifespan=lifespan)
-    app.mount("/metrics", metrics.http.asgi_app())
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page() -> Response:
+        return metrics.http.exposition()
 
     @app.exception_handler(UpstreamError)
     async def upstream_failed(_: Request, exc: UpstreamError) -> JSONResponse:
@@ -222,35 +224,6 @@ def check_llm_reachable(base_url: str, api_key: str, timeout_s: float = 5.0) -> 
     return None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_service_arguments(parser, DEFAULT_CHATBOT_PORT)
-    parser.add_argument(
-        "--retriever-url",
-        default=f"http://{LOOPBACK}:{DEFAULT_RETRIEVER_PORT}",
-        help="base URL of the retriever service (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--llm-base-url",
-        default=None,
-        help="OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://localhost:11434/v1 "
-        f"(default: $LLMLENS_DEMO_LLM_BASE_URL, $OPENAI_BASE_URL, else the mock at http://{LOOPBACK}:{DEFAULT_LLM_PORT}/v1)",
-    )
-    parser.add_argument(
-        "--llm-api-key", default=None, help="API key (default: $LLMLENS_DEMO_LLM_API_KEY, $OPENAI_API_KEY)"
-    )
-    parser.add_argument(
-        "--llm-model", default=None, help="model name (default: $LLMLENS_DEMO_LLM_MODEL or gpt-4o-mini)"
-    )
-    parser.add_argument(
-        "--top-k", type=int, default=4, help="chunks to retrieve per question (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--skip-llm-check",
-        action="store_true",
-        help="start even if the LLM endpoint does not answer GET /models",
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     llm = resolve_llm_endpoint(
         args.llm_base_url,
@@ -266,16 +239,9 @@ def run(args: argparse.Namespace) -> int:
     return serve(SERVICE_NAME, args.host, args.port, args.otlp_endpoint, lambda: create_app(settings))
 
 
-CHATBOT_HELP = (
-    "Serve the RAG chatbot: POST /v1/chat {session_id, user_message} keeps history per session; "
-    "POST /api/chat takes OpenAI-style messages and can stream (SSE). Each answer retrieves help-center "
-    "chunks from the retriever, asks the LLM, and records a groundedness score. GET /metrics, GET /healthz."
-)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmlens demo chatbot", description=CHATBOT_HELP)
-    add_arguments(parser)
+    add_chatbot_arguments(parser)
     return run(parser.parse_args(argv))
 
 

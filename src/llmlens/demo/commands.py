@@ -1,38 +1,46 @@
 """The `llmlens demo` command family, registered into the main CLI by ``register(subparsers)``.
 
 Every parser sets ``handler``: the CLI runs ``args.handler(args)`` and exits with its return value.
-Modules are imported when a command runs, so `llmlens --help` stays fast and needs no demo extras.
+Modules that do the work are imported only when their command runs, so `llmlens --help` stays
+fast and works without the demo extras.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import functools
+import importlib
+import sys
 from typing import Any
 
-from llmlens.demo.settings import LOOPBACK, default_data_dir
-
-DEMO_HELP = "run the demo: llmlens server, mock LLM, retriever, RAG chatbot and traffic, all at once"
-DEMO_DESCRIPTION = (
-    "Start the llmlens server on the embedded store, a mock OpenAI-compatible LLM, a retriever over "
-    "bundled help-center articles, a RAG chatbot and a traffic generator, as separate processes that "
-    "all report to the server. Prints the UI address and each service's address, runs until Ctrl-C "
-    "(or --duration), then stops every process it started. Each piece also runs alone: see the "
-    "subcommands."
+from llmlens.demo import arguments
+from llmlens.demo.settings import (
+    DEFAULT_MODEL,
+    DemoSettings,
+    choose_ports,
+    default_data_dir,
+    external_llm_from,
 )
+
+MOCK_SERVICE_NAME = "demo-mock-llm"
+DEMO_HELP = "run the demo: llmlens server, mock LLM, retriever, RAG chatbot and traffic, all at once"
+# (name, short help, description, adds the flags, module whose run(args) does the work)
+PIECES = (
+    ("retriever", "the retriever: vector search over the bundled articles", arguments.RETRIEVER_HELP,
+     arguments.add_retriever_arguments, "retriever"),
+    ("chatbot", "the RAG chatbot API (any OpenAI-compatible LLM)", arguments.CHATBOT_HELP,
+     arguments.add_chatbot_arguments, "chatbot"),
+    ("traffic", "the traffic generator that drives the chatbot", arguments.TRAFFIC_HELP,
+     arguments.add_traffic_arguments, "traffic"),
+    ("chat", "an interactive terminal chat with the chatbot", arguments.CHAT_HELP,
+     arguments.add_chat_arguments, "chat_cli"),
+)  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
     """Add `demo` and its subcommands to an argparse subparsers object."""
-    from llmlens.demo import chat_cli, chatbot, retriever, traffic
-
-    demo = subparsers.add_parser(
-        "demo",
-        help=DEMO_HELP,
-        description=DEMO_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_demo_arguments(demo)
+    demo = subparsers.add_parser("demo", help=DEMO_HELP, description=arguments.DEMO_DESCRIPTION)
+    arguments.add_demo_arguments(demo)
     demo.set_defaults(handler=_run_demo)
     pieces = demo.add_subparsers(dest="demo_command", title="run one piece alone", metavar="PIECE")
 
@@ -44,78 +52,18 @@ def register(subparsers: Any) -> None:
     llm.add_argument("mock_llm_args", nargs=argparse.REMAINDER, help="arguments for the mock LLM; try --help")
     llm.set_defaults(handler=_run_mock_llm)
 
-    for name, module, summary, description in (
-        (
-            "retriever",
-            retriever,
-            "the retriever: vector search over the bundled articles",
-            retriever.RETRIEVER_HELP,
-        ),
-        ("chatbot", chatbot, "the RAG chatbot API (any OpenAI-compatible LLM)", chatbot.CHATBOT_HELP),
-        ("traffic", traffic, "the traffic generator that drives the chatbot", traffic.TRAFFIC_HELP),
-        ("chat", chat_cli, "an interactive terminal chat with the chatbot", chat_cli.CHAT_HELP),
-    ):
+    for name, summary, description, add_arguments, module in PIECES:
         piece = pieces.add_parser(name, help=summary, description=description)
-        module.add_arguments(piece)
-        piece.set_defaults(handler=module.run)
+        add_arguments(piece)
+        piece.set_defaults(handler=functools.partial(_run_module, module))
 
 
-def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from llmlens.demo.traffic import add_load_arguments
-
-    add_load_arguments(parser)
-    parser.add_argument(
-        "--error-rate",
-        type=_fraction,
-        default=0.0,
-        help="share of mock LLM calls answered with HTTP 500, 0..1 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help=f"where the server stores data and the services write logs (default: {default_data_dir()})",
-    )
-    parser.add_argument(
-        "--host", default=LOOPBACK, help="interface every service listens on (default: %(default)s)"
-    )
-    ports = parser.add_mutually_exclusive_group()
-    ports.add_argument(
-        "--base-port",
-        type=int,
-        default=None,
-        help="use five consecutive ports from N: server HTTP, server gRPC, chatbot, retriever, mock LLM "
-        "(default: 4318, 4317, 8700, 8701, 8702)",
-    )
-    ports.add_argument("--ports", choices=["auto"], default=None, help="'auto': let the OS pick free ports")
-    parser.add_argument(
-        "--llm-base-url",
-        default=None,
-        help="use this OpenAI-compatible endpoint instead of the mock LLM (also $LLMLENS_DEMO_LLM_BASE_URL)",
-    )
-    parser.add_argument(
-        "--llm-api-key", default=None, help="its API key (also $LLMLENS_DEMO_LLM_API_KEY, $OPENAI_API_KEY)"
-    )
-    parser.add_argument(
-        "--llm-model", default=None, help="model name (also $LLMLENS_DEMO_LLM_MODEL; default gpt-4o-mini)"
-    )
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def _run_module(module: str, args: argparse.Namespace) -> int:
+    return int(importlib.import_module(f"llmlens.demo.{module}").run(args))
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    import sys
-
     from llmlens.demo.orchestrator import EXIT_BAD_SETTINGS, run_demo
-    from llmlens.demo.settings import DEFAULT_MODEL, DemoSettings, choose_ports, external_llm_from
 
     try:
         ports = choose_ports(args.host, args.base_port, auto=args.ports == "auto")
@@ -147,7 +95,22 @@ def _scenario_text(weights: dict[str, float] | None) -> str | None:
 
 
 def _run_mock_llm(args: argparse.Namespace) -> int:
+    """The mock LLM as a demo service: same server, plus telemetry so it joins the chatbot's traces."""
+    import llmlens
     from llmlens.demo import mock_llm
+    from llmlens.demo.runtime import exit_cleanly_on_signals, start_telemetry
+    from llmlens.demo.settings import port_is_free
 
-    result = mock_llm.main(args.mock_llm_args)
-    return int(result or 0)
+    parsed = mock_llm.parse_args(args.mock_llm_args)  # answers --help and refuses bad flags first
+    if not port_is_free(parsed.host, parsed.port):
+        print(
+            f"error: {MOCK_SERVICE_NAME}: port {parsed.port} on {parsed.host} is already in use",
+            file=sys.stderr,
+        )
+        return 2
+    start_telemetry(MOCK_SERVICE_NAME, None)  # endpoint: $LLMLENS_DEMO_OTLP_ENDPOINT, set by `llmlens demo`
+    exit_cleanly_on_signals()
+    try:
+        return int(mock_llm.main(args.mock_llm_args) or 0)
+    finally:
+        llmlens.shutdown()

@@ -7,9 +7,9 @@ and the exposition holds only that service's series.
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -34,8 +34,9 @@ class HttpMetrics:
             registry=registry,
         )
 
-    def asgi_app(self) -> Any:
-        return make_asgi_app(registry=self.registry)
+    def exposition(self) -> Response:
+        """The registry in Prometheus text format, for a plain ``GET /metrics`` route (a mount would redirect)."""
+        return Response(content=generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 class HttpMetricsMiddleware:

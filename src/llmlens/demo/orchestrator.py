@@ -55,7 +55,19 @@ def service_specs(settings: DemoSettings) -> dict[str, ServiceSpec]:
     if s.external_llm is None:
         specs["llm"] = ServiceSpec(
             "mock LLM",
-            _module("mock_llm", "--host", s.host, "--port", str(p.llm), "--error-rate", str(s.error_rate)),
+            # Through `llmlens demo llm`, which adds telemetry to the mock so it joins the traces.
+            [
+                sys.executable,
+                "-m",
+                "llmlens.demo",
+                "llm",
+                "--host",
+                s.host,
+                "--port",
+                str(p.llm),
+                "--error-rate",
+                str(s.error_rate),
+            ],
             ready_url=f"{s.url(p.llm)}/v1/models",
             log_file=logs / "mock_llm.log",
         )

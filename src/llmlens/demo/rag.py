@@ -22,7 +22,6 @@ from llmlens.demo.http_metrics import HttpMetrics
 from llmlens.demo.settings import LlmEndpoint
 
 log = structlog.get_logger(__name__)
-_tracer = trace.get_tracer("llmlens.demo.chatbot")
 
 Fault = Literal["retriever_error", "llm_error", "llm_rate_limit", "llm_timeout"]
 FAULTS: tuple[str, ...] = ("retriever_error", "llm_error", "llm_rate_limit", "llm_timeout")
@@ -174,32 +173,27 @@ class RagPipeline:
     async def stream(
         self, messages: list[dict[str, str]], passages: Sequence[Passage], fault: Fault | None = None
     ) -> AsyncIterator[str]:
-        """Open the streamed LLM call now (so failures still get a proper HTTP status) and return the deltas.
+        """Open the streamed LLM call now, so failures still get a proper HTTP status; return the deltas.
 
-        The "generate" span is started here but ended by the returned iterator, which outlives
-        this call; plain OTel span handling allows that where a ``with`` block cannot.
+        The "generate" span belongs to the generator and so lasts until the last delta is relayed.
         """
-        span = _tracer.start_span("generate", attributes=self._generate_attributes(stream=True))
-        try:
-            with trace.use_span(span, end_on_exit=False):
-                chunks = await self._open_stream(messages, fault)
-        except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
-            span.end()
-            raise
-        return self._relay(span, chunks, passages)
+        deltas = self._generate_stream(messages, passages, fault)
+        await anext(deltas)  # runs up to the opened upstream stream; raises UpstreamError on failure
+        return deltas
 
-    async def _relay(
-        self, span: trace.Span, chunks: openai.AsyncStream, passages: Sequence[Passage]
+    @llmlens.observe(name="generate", kind="chain")
+    async def _generate_stream(
+        self, messages: list[dict[str, str]], passages: Sequence[Passage], fault: Fault | None
     ) -> AsyncIterator[str]:
+        trace.get_current_span().set_attributes(self._generate_attributes(stream=True))
+        chunks = await self._open_stream(messages, fault)
+        yield ""  # the stream is open
         parts: list[str] = []
-        with trace.use_span(span, end_on_exit=True):
-            async for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    parts.append(chunk.choices[0].delta.content)
-                    yield chunk.choices[0].delta.content
-            self.grade("".join(parts), passages)
+        async for chunk in chunks:
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+                yield chunk.choices[0].delta.content
+        self.grade("".join(parts), passages)
 
     def grade(self, answer: str, passages: Sequence[Passage]) -> float:
         """Record a groundedness score on the current trace (llmlens.score) and in /metrics."""

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field
 
 import llmlens
+from llmlens.demo.arguments import RETRIEVER_HELP, add_retriever_arguments
 from llmlens.demo.embedding import DEFAULT_DIMENSIONS, HashingEmbedder
 from llmlens.demo.http_metrics import HttpMetrics, HttpMetricsMiddleware
-from llmlens.demo.runtime import add_service_arguments, serve
+from llmlens.demo.runtime import serve
 from llmlens.demo.search_index import Hit, SearchIndex, load_chunks
-from llmlens.demo.settings import DEFAULT_RETRIEVER_PORT
 
 SERVICE_NAME = "demo-retriever"
 DATA_SOURCE_ID = "larkspur-help-center"
@@ -77,7 +77,10 @@ def create_app(
     metrics.index_size.set(index.size)
 
     app = FastAPI(title="llmlens demo retriever")
-    app.mount("/metrics", metrics.http.asgi_app())
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page() -> Response:
+        return metrics.http.exposition()
 
     @app.get("/healthz")
     def healthz() -> dict[str, object]:
@@ -148,13 +151,6 @@ def _result(hit: Hit) -> SearchResult:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_service_arguments(parser, DEFAULT_RETRIEVER_PORT)
-    parser.add_argument(
-        "--docs-dir", type=Path, default=None, help="folder of .md documents (default: bundled set)"
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     settings = RetrieverSettings(
         host=args.host, port=args.port, otlp_endpoint=args.otlp_endpoint, docs_dir=args.docs_dir
@@ -166,14 +162,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmlens demo retriever", description=RETRIEVER_HELP)
-    add_arguments(parser)
+    add_retriever_arguments(parser)
     return run(parser.parse_args(argv))
 
-
-RETRIEVER_HELP = (
-    "Serve vector search over the bundled help-center articles (deterministic local embedding, FAISS "
-    "inner-product index). POST /search {query, top_k, min_score}; GET /healthz; GET /metrics."
-)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import llmlens
-from llmlens.demo.settings import APP_NAME, DEPARTMENT, LOOPBACK, default_otlp_endpoint, port_is_free
-
-
-def add_service_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
-    parser.add_argument("--host", default=LOOPBACK, help="interface to listen on (default: %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=default_port, help="port to listen on (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--otlp-endpoint",
-        default=None,
-        help="llmlens server (OTLP/HTTP) to send traces, logs and metrics to "
-        "(default: $LLMLENS_DEMO_OTLP_ENDPOINT or http://127.0.0.1:4318)",
-    )
+from llmlens.demo.settings import APP_NAME, DEPARTMENT, default_otlp_endpoint, port_is_free
 
 
 def start_telemetry(service_name: str, otlp_endpoint: str | None) -> None:
@@ -44,8 +31,24 @@ def serve(
         print(f"error: {service_name}: port {port} on {host} is already in use", file=sys.stderr)
         return 2
     start_telemetry(service_name, otlp_endpoint)  # before the app exists, so its clients get instrumented
+    exit_cleanly_on_signals()
     try:
         uvicorn.run(build_app(), host=host, port=port, log_level="warning", access_log=False)
     finally:
         llmlens.shutdown()
     return 0
+
+
+def exit_cleanly_on_signals() -> None:
+    """Make SIGTERM/SIGINT end the process through ``SystemExit(0)``.
+
+    uvicorn shuts down gracefully on these signals and then re-raises the signal to the handler
+    that was installed before it; with the default handler the process would die at that point,
+    before ``llmlens.shutdown()`` flushes the last spans.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_zero)
+
+
+def _exit_zero(signum: int, _frame: object) -> None:
+    raise SystemExit(0)

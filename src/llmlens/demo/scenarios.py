@@ -19,6 +19,7 @@ import httpx
 
 import llmlens
 from llmlens.demo.rag import FAULTS
+from llmlens.demo.settings import SCENARIO_NAMES
 
 QUESTIONS = (
     "How do I reset my password?",
@@ -135,30 +136,7 @@ SCENARIOS: dict[str, Callable[[ScenarioContext], Awaitable[None]]] = {
     "burst": burst,
     "error_storm": error_storm,
 }
-# Mix used when no scenario is chosen: mostly ordinary traffic, an occasional storm.
-DEFAULT_WEIGHTS = {"simple": 5.0, "long": 2.0, "multi_turn": 3.0, "burst": 1.0, "error_storm": 0.5}
-
-
-def parse_scenarios(text: str) -> dict[str, float]:
-    """Parse ``"simple,burst:2"`` into weights; raise ValueError naming the offending item."""
-    weights: dict[str, float] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, _, weight_text = item.partition(":")
-        name = name.strip()
-        if name not in SCENARIOS:
-            raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
-        try:
-            weight = float(weight_text) if weight_text else 1.0
-        except ValueError:
-            raise ValueError(f"weight of scenario {name!r} must be a number, got {weight_text!r}") from None
-        if weight <= 0:
-            raise ValueError(f"weight of scenario {name!r} must be positive, got {weight_text}")
-        weights[name] = weight
-    if not weights:
-        raise ValueError("no scenario given")
-    return weights
+assert tuple(SCENARIOS) == SCENARIO_NAMES  # settings.py names them for cheap flag checking
 
 
 def _new_session() -> str:

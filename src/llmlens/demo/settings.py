@@ -39,6 +39,12 @@ ENV_LLM_MODEL = "LLMLENS_DEMO_LLM_MODEL"
 ENV_OTLP_ENDPOINT = "LLMLENS_DEMO_OTLP_ENDPOINT"
 
 
+# Traffic scenarios (implemented in scenarios.py; named here so flags can be checked cheaply).
+SCENARIO_NAMES = ("simple", "long", "multi_turn", "burst", "error_storm")
+# Mix used when no scenario is chosen: mostly ordinary traffic, an occasional storm.
+DEFAULT_SCENARIO_WEIGHTS = {"simple": 5.0, "long": 2.0, "multi_turn": 3.0, "burst": 1.0, "error_storm": 0.5}
+
+
 class PortInUseError(Exception):
     """A port the demo needs is already taken by another process."""
 
@@ -184,3 +190,25 @@ def check_ports_free(host: str, roles: Mapping[str, int]) -> None:
 
 def default_data_dir() -> Path:
     return Path.home() / ".llmlens" / "demo"
+
+
+def parse_scenarios(text: str) -> dict[str, float]:
+    """Parse ``"simple,burst:2"`` into weights; raise ValueError naming the offending item."""
+    weights: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, weight_text = item.partition(":")
+        name = name.strip()
+        if name not in SCENARIO_NAMES:
+            raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIO_NAMES)}")
+        try:
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            raise ValueError(f"weight of scenario {name!r} must be a number, got {weight_text!r}") from None
+        if weight <= 0:
+            raise ValueError(f"weight of scenario {name!r} must be positive, got {weight_text}")
+        weights[name] = weight
+    if not weights:
+        raise ValueError("no scenario given")
+    return weights

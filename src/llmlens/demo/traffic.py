@@ -22,9 +22,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 import llmlens
+from llmlens.demo.arguments import TRAFFIC_HELP, add_traffic_arguments
 from llmlens.demo.runtime import start_telemetry
-from llmlens.demo.scenarios import DEFAULT_WEIGHTS, SCENARIOS, RequestResult, ScenarioContext, parse_scenarios
-from llmlens.demo.settings import DEFAULT_CHATBOT_PORT, LOOPBACK
+from llmlens.demo.scenarios import SCENARIOS, RequestResult, ScenarioContext
+from llmlens.demo.settings import DEFAULT_SCENARIO_WEIGHTS
 
 SERVICE_NAME = "demo-traffic"
 STOP_GRACE_S = 5.0  # how long in-flight scenarios may finish after the run ends
@@ -37,7 +38,7 @@ class TrafficSettings:
     rate: float  # scenario starts per second
     concurrency: int  # scenarios running at once, at most
     duration: float | None  # seconds; None runs until stopped
-    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SCENARIO_WEIGHTS))
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -197,85 +198,13 @@ def check_chatbot_reachable(url: str) -> str | None:
     return None
 
 
-def scenario_weights(text: str) -> dict[str, float]:
-    """argparse type for --scenarios."""
-    try:
-        return parse_scenarios(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def add_load_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by `llmlens demo` and `llmlens demo traffic`."""
-    parser.add_argument(
-        "--rate", type=positive_float, default=2.0, help="scenarios started per second (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=positive_int,
-        default=4,
-        help="scenarios running at once, at most (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--duration",
-        type=positive_float,
-        default=None,
-        help="seconds to run, then stop and sum up (default: until Ctrl-C)",
-    )
-    parser.add_argument(
-        "--scenarios",
-        type=scenario_weights,
-        default=None,
-        help=f"comma-separated scenarios with optional weights, e.g. simple:3,burst (choose from {', '.join(SCENARIOS)}; "
-        "default: a mix of all, storms rare)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="random seed, for a repeatable sequence of scenarios"
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--chatbot-url",
-        default=f"http://{LOOPBACK}:{DEFAULT_CHATBOT_PORT}",
-        help="chatbot base URL (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--otlp-endpoint", default=None, help="llmlens server to send the client-side spans to"
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (the summary is still printed)"
-    )
-    add_load_arguments(parser)
-
-
 def run(args: argparse.Namespace) -> int:
     settings = TrafficSettings(
         chatbot_url=args.chatbot_url.rstrip("/"),
         rate=args.rate,
         concurrency=args.concurrency,
         duration=args.duration,
-        weights=args.scenarios or dict(DEFAULT_WEIGHTS),
+        weights=args.scenarios or dict(DEFAULT_SCENARIO_WEIGHTS),
         seed=args.seed,
     )
     console = Console()
@@ -291,15 +220,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAFFIC_HELP = (
-    "Drive the chatbot with scenarios (simple questions, long requests, multi-turn sessions, bursts, "
-    "error storms) at a chosen rate and concurrency, show progress, and print a summary at the end."
-)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmlens demo traffic", description=TRAFFIC_HELP)
-    add_arguments(parser)
+    add_traffic_arguments(parser)
     return run(parser.parse_args(argv))
 
 
