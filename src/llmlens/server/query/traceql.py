@@ -23,6 +23,8 @@ from typing import Any
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from llmlens.semconv import MODEL_OPERATIONS
+
 MAX_QUERY_CHARS = 4000
 MAX_CONDITIONS = 64
 MAX_SPANSETS = 16
@@ -80,33 +82,52 @@ class CompiledQuery:
     spansets: int = 1
 
 
+# When a span "has" a normalised fact (TraceQL: a missing attribute never matches). A span with no
+# llm_calls row gets the LEFT JOIN's defaults ('' / 0 / NULL), and tool or retrieval steps have rows
+# without model facts, so: text facts are present when non-empty, counts and cost on model calls,
+# nullable facts when not NULL. The operation names are constants, never user text.
+_MODEL_CALL = f"{LLM}.Operation IN (" + ", ".join(f"'{op}'" for op in MODEL_OPERATIONS) + ")"
+
+
+def _text(column: str) -> Field:
+    return Field(f"{LLM}.{column}", "string", f"{LLM}.{column} != ''", True)
+
+
+def _count(column: str) -> Field:
+    return Field(f"{LLM}.{column}", "number", _MODEL_CALL, True)
+
+
+_TTFT_PRESENT = f"{LLM}.TtftMs IS NOT NULL"
+_MODEL_SQL = f"if({LLM}.RequestModel != '', {LLM}.RequestModel, {LLM}.ResponseModel)"
+
 # GenAI names of the normalised facts -> typed llm_calls columns.
 _LLM_FIELDS: dict[str, Field] = {
-    "gen_ai.operation.name": Field(f"{LLM}.Operation", "string"),
-    "gen_ai.provider.name": Field(f"{LLM}.Provider", "string"),
-    "gen_ai.system": Field(f"{LLM}.Provider", "string"),
-    "gen_ai.request.model": Field(f"{LLM}.RequestModel", "string"),
-    "gen_ai.response.model": Field(f"{LLM}.ResponseModel", "string"),
-    "gen_ai.usage.input_tokens": Field(f"{LLM}.InputTokens", "number"),
-    "gen_ai.usage.prompt_tokens": Field(f"{LLM}.InputTokens", "number"),
-    "gen_ai.usage.output_tokens": Field(f"{LLM}.OutputTokens", "number"),
-    "gen_ai.usage.completion_tokens": Field(f"{LLM}.OutputTokens", "number"),
-    "gen_ai.usage.cache_read.input_tokens": Field(f"{LLM}.CachedInputTokens", "number"),
-    "gen_ai.usage.reasoning.output_tokens": Field(f"{LLM}.ReasoningTokens", "number"),
-    "gen_ai.conversation.id": Field(f"{LLM}.SessionId", "string"),
-    "gen_ai.request.stream": Field(f"toString({LLM}.Streaming)", "string"),
-    "gen_ai.response.time_to_first_chunk": Field(f"{LLM}.TtftMs / 1000", "number", ns_per_unit=1e9),
-    "gen_ai.response.finish_reasons": Field(f"arrayStringConcat({LLM}.FinishReasons, ',')", "string"),
+    "gen_ai.operation.name": _text("Operation"),
+    "gen_ai.provider.name": _text("Provider"),
+    "gen_ai.system": _text("Provider"),
+    "gen_ai.request.model": _text("RequestModel"),
+    "gen_ai.response.model": _text("ResponseModel"),
+    "gen_ai.usage.input_tokens": _count("InputTokens"),
+    "gen_ai.usage.prompt_tokens": _count("InputTokens"),
+    "gen_ai.usage.output_tokens": _count("OutputTokens"),
+    "gen_ai.usage.completion_tokens": _count("OutputTokens"),
+    "gen_ai.usage.cache_read.input_tokens": _count("CachedInputTokens"),
+    "gen_ai.usage.reasoning.output_tokens": _count("ReasoningTokens"),
+    "gen_ai.conversation.id": _text("SessionId"),
+    "gen_ai.request.stream": Field(f"toString({LLM}.Streaming)", "string", f"{LLM}.Streaming IS NOT NULL", True),
+    "gen_ai.response.time_to_first_chunk": Field(f"{LLM}.TtftMs / 1000", "number", _TTFT_PRESENT, True, 1e9),
+    "gen_ai.response.finish_reasons": Field(f"arrayStringConcat({LLM}.FinishReasons, ',')", "string",
+                                            f"notEmpty({LLM}.FinishReasons)", True),
 }
 # llmlens' own normalised facts, addressable as intrinsics.
 _LLM_INTRINSICS: dict[str, Field] = {
-    "cost": Field(f"{LLM}.CostUsd", "number"),
-    "ttft": Field(f"{LLM}.TtftMs", "duration", ns_per_unit=1e6),
-    "app": Field(f"{LLM}.App", "string"),
-    "department": Field(f"{LLM}.Department", "string"),
-    "user": Field(f"{LLM}.UserId", "string"),
-    "session": Field(f"{LLM}.SessionId", "string"),
-    "model": Field(f"if({LLM}.ResponseModel != '', {LLM}.ResponseModel, {LLM}.RequestModel)", "string"),
+    "cost": _count("CostUsd"),
+    "ttft": Field(f"{LLM}.TtftMs", "duration", _TTFT_PRESENT, True, 1e6),
+    "app": _text("App"),
+    "department": _text("Department"),
+    "user": _text("UserId"),
+    "session": _text("SessionId"),
+    "model": Field(_MODEL_SQL, "string", f"{_MODEL_SQL} != ''", True),
 }
 _SPAN_INTRINSICS: dict[str, Field] = {
     "name": Field(f"{SPAN}.SpanName", "string"),
@@ -232,7 +253,7 @@ class _Compiler:
             return [_SPAN_INTRINSICS[text]]
         if text in _LLM_INTRINSICS:
             self.uses_llm = True
-            return [_llm_field(_LLM_INTRINSICS[text])]
+            return [_LLM_INTRINSICS[text]]
         scope, _, key = text.partition(".")
         if not key or scope not in ("span", "resource", ""):
             raise TraceQLError(
@@ -242,7 +263,7 @@ class _Compiler:
         fields: list[Field] = []
         if scope in ("span", "") and key in _LLM_FIELDS:
             self.uses_llm = True
-            fields.append(_llm_field(_LLM_FIELDS[key]))
+            fields.append(_LLM_FIELDS[key])
         elif scope in ("span", ""):
             fields.append(self._map_field("SpanAttributes", key))
         if scope in ("resource", ""):
@@ -323,11 +344,6 @@ class _Compiler:
 
     def _value_error(self, value: Token, message: str) -> TraceQLError:
         return TraceQLError(f"bad value {str(value)!r}: {message}", value.start_pos or 0, self.query)
-
-
-def _llm_field(base: Field) -> Field:
-    # A span without an llm_calls row gets the LEFT JOIN's defaults: treat it as "no such field".
-    return Field(base.sql, base.type, f"{LLM}.SpanId != ''", True, base.ns_per_unit)
 
 
 def _start(node: Tree) -> int:
