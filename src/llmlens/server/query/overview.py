@@ -12,7 +12,7 @@ import asyncio
 import math
 from typing import Any
 
-from llmlens.server.query.llm_filter import LlmFilter
+from llmlens.server.query.llm_filter import MODEL_CALLS, LlmFilter
 from llmlens.server.query.search import Store
 
 # Upper-open bucket bounds (ms) of the request duration histogram.
@@ -32,21 +32,19 @@ _MEASURES = """
         / nullIf(sumIf(Duration / 1e9 - assumeNotNull(TtftMs) / 1e3, Streaming AND TtftMs IS NOT NULL), 0)
         AS output_tokens_per_s"""
 
+# One scan gives the series and the totals: the () grouping set is the whole window (is_total = 1).
+# Grouping by the DateTime and formatting only the groups keeps formatting off the per-row path.
 SERIES_SQL = f"""
-SELECT formatDateTime(toStartOfInterval(toDateTime(Timestamp), toIntervalSecond({{step:UInt32}})),
-                      '%Y-%m-%dT%H:%i:%SZ') AS bucket,{_MEASURES}
+SELECT formatDateTime(b, '%Y-%m-%dT%H:%i:%SZ') AS bucket, grouping(b) AS is_total,{_MEASURES}
 FROM llm_calls WHERE {{where}}
-GROUP BY bucket ORDER BY bucket"""
-
-TOTALS_SQL = f"""
-SELECT {_MEASURES}, uniqExact({MODEL_EXPR}) AS models
-FROM llm_calls WHERE {{where}}"""
+GROUP BY GROUPING SETS ((toStartOfInterval(toDateTime(Timestamp), toIntervalSecond({{step:UInt32}})) AS b), ())
+ORDER BY b"""
 
 MODELS_SQL = f"""
 SELECT {MODEL_EXPR} AS model, count() AS requests, countIf(IsError) AS errors,
        sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd
 FROM llm_calls WHERE {{where}}
-GROUP BY model ORDER BY requests DESC, model LIMIT 25"""
+GROUP BY model ORDER BY requests DESC, model LIMIT 100"""
 
 HISTOGRAM_SQL = f"""
 SELECT roundDown(Duration / 1e6, [{", ".join(str(b) for b in HISTOGRAM_BOUNDS_MS)}]) AS lower_ms, count() AS requests
@@ -66,13 +64,14 @@ SELECT toString(App) AS app, toString(Department) AS department, count() AS requ
 FROM llm_calls WHERE {where}
 GROUP BY app, department ORDER BY cost_usd DESC, requests DESC LIMIT 50"""
 
-# Filter choices ignore the filters themselves, so another value can always be picked.
+# Filter choices ignore the filters themselves (but count model calls only, like everything here),
+# so another value can always be picked.
 FACETS_SQL = f"""
 SELECT groupUniqArrayIf(200)(toString(ServiceName), ServiceName != '') AS services,
        groupUniqArrayIf(200)(toString(App), App != '') AS apps,
        groupUniqArrayIf(200)(toString(Department), Department != '') AS departments,
        groupUniqArrayIf(200)(toString({MODEL_EXPR}), {MODEL_EXPR} != '') AS models
-FROM llm_calls WHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}}"""
+FROM llm_calls WHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}} AND {MODEL_CALLS}"""
 
 
 async def overview(store: Store, flt: LlmFilter, step_seconds: int) -> dict[str, Any]:
@@ -81,11 +80,12 @@ async def overview(store: Store, flt: LlmFilter, step_seconds: int) -> dict[str,
     async def run(sql: str, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return await store.fetch(sql.replace("{where}", where), {**params, **(extra or {})})
 
-    series, totals, models, histogram, errors, cost_by, facets = await asyncio.gather(
-        run(SERIES_SQL, {"step": step_seconds}), run(TOTALS_SQL), run(MODELS_SQL), run(HISTOGRAM_SQL),
+    grouped, models, histogram, errors, cost_by, facets = await asyncio.gather(
+        run(SERIES_SQL, {"step": step_seconds}), run(MODELS_SQL), run(HISTOGRAM_SQL),
         run(ERRORS_SQL), run(COST_BY_SQL), store.fetch(FACETS_SQL, flt.window.params()))
-    total = _measures(totals[0] if totals else {})
-    total["models"] = int(totals[0]["models"]) if totals else 0
+    series = [row for row in grouped if not int(row["is_total"])]
+    total = _measures(next((row for row in grouped if int(row["is_total"])), {}))
+    total["models"] = len(models)
     total["successes"] = total["requests"] - total["errors"]
     total["request_rate_per_s"] = total["requests"] / flt.window.seconds
     return {

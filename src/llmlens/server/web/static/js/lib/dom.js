@@ -50,6 +50,7 @@ export function emptyState(el, title, ...body) {
 
 /** Mark the page as rendered (tests wait on data-ready; data-renders counts refreshes). */
 export function markReady(state = 'ok') {
+  document.body.dataset.readyAt = String(Math.round(performance.now()));  // ms since navigation
   document.body.dataset.ready = state;
   document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
 }
