@@ -28,11 +28,11 @@ def _llm_spans(name: str, case: str, fmt: str):
     request = decode_request("traces", body, "protobuf" if fmt == "pb" else "json")
     found = []
     for rs in request.resource_spans:
-        resource, _ = key_values(rs.resource.attributes)
+        resource = key_values(rs.resource.attributes)
         for ss in rs.scope_spans:
             for span in ss.spans:
-                attrs, _ = key_values(span.attributes)
-                events = [(e.time_unix_nano, e.name, key_values(e.attributes)[0]) for e in span.events]
+                attrs = key_values(span.attributes)
+                events = [(e.time_unix_nano, e.name, key_values(e.attributes)) for e in span.events]
                 facts = semconv.extract_llm_facts(
                     attrs, resource, span_name=span.name, scope_name=ss.scope.name,
                     status_error=span.status.code == 2, events=events, start_time_ns=span.start_time_unix_nano)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
@@ -16,10 +17,11 @@ from llmlens.server.api.errors import install_error_handlers
 from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
 from llmlens.server.api.ui import router as ui_router
-from llmlens.server.normalise import CostModel
+from llmlens.server.normalise import build_cost_model
 from llmlens.server.receive.grpc import start_grpc_server
 from llmlens.server.receive.http import otlp_routes
 from llmlens.server.receive.pipeline import Ingestor
+from llmlens.server.receive.workers import start_workers
 from llmlens.server.settings import ServerSettings
 from llmlens.server.store import Store
 from llmlens.server.web.routes import router as web_router
@@ -27,37 +29,13 @@ from llmlens.server.web.routes import router as web_router
 log = logging.getLogger("llmlens.server")
 
 
-def build_cost_model(settings: ServerSettings) -> CostModel:
-    from llmlens.pricing import PriceBook
-
-    book = PriceBook.load(overrides=settings.prices_file) if settings.prices_file else PriceBook.default()
-
-    def price(facts) -> float | None:
-        model = facts.response_model or facts.request_model
-        if not model:
-            return None
-        usd = book.cost(model, facts.provider or None, input_tokens=facts.input_tokens,
-                        output_tokens=facts.output_tokens, cached_input_tokens=facts.cached_input_tokens,
-                        reasoning_tokens=facts.reasoning_tokens,
-                        cache_creation_input_tokens=facts.cache_creation_input_tokens)
-        if usd is None and facts.request_model and facts.request_model != model:
-            usd = book.cost(facts.request_model, facts.provider or None, input_tokens=facts.input_tokens,
-                            output_tokens=facts.output_tokens, cached_input_tokens=facts.cached_input_tokens,
-                            reasoning_tokens=facts.reasoning_tokens,
-                            cache_creation_input_tokens=facts.cache_creation_input_tokens)
-        return usd
-
-    mask = None
-    if settings.mask_pii:
-        from llmlens.pii import Redactor
-
-        mask = Redactor(mode="mask").redact
-    return CostModel(price=price, mask=mask)
-
-
 def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     """The app owns `store` from here on: it closes it when the lifespan ends."""
-    ingestor = Ingestor(store, build_cost_model(settings))
+    def workers() -> ProcessPoolExecutor:
+        return start_workers(settings.ingest_workers, settings.prices_file, settings.mask_pii)
+
+    ingestor = Ingestor(store, build_cost_model(settings.prices_file, settings.mask_pii),
+                        workers if settings.ingest_workers else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +49,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
             # Stop taking new exports, let in-flight ones finish, then commit what was accepted.
             if grpc_server is not None:
                 await grpc_server.stop(grace=10)
+            ingestor.close()
             store.close()
             log.info("store closed; every accepted batch was committed")
 

@@ -53,6 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention_days", int, 30, "days to keep data (ClickHouse TTL)"),
     Setting("max_body_bytes", int, 16 * 1024 * 1024, "largest OTLP body accepted, after decompression"),
     Setting("max_pending_rows", int, 400_000, "rows waiting to be written before new exports get 429"),
+    Setting("ingest_workers", int, min(4, os.cpu_count() or 1),
+            "processes that decode and normalise OTLP (0 = in the server process)"),
     Setting("mask_pii", bool, False, "mask PII in attributes, prompts and log bodies before storing"),
     Setting("prices_file", str, None, "a price override file (JSON or TOML) that adds or replaces model prices"),
     Setting("query_timeout_s", float, 30.0, "time limit of one API query, in seconds"),
@@ -72,6 +74,7 @@ class ServerSettings:
     retention_days: int
     max_body_bytes: int
     max_pending_rows: int
+    ingest_workers: int
     mask_pii: bool
     prices_file: str | None
     query_timeout_s: float
@@ -170,6 +173,8 @@ def _validate(s: ServerSettings) -> None:
         raise SettingsError(f"retention_days must be between 1 and 3650, got {s.retention_days}")
     if s.max_body_bytes < 1024 or s.max_body_bytes > 1024**3:
         raise SettingsError(f"max_body_bytes must be between 1 KiB and 1 GiB, got {s.max_body_bytes}")
+    if not 0 <= s.ingest_workers <= 64:
+        raise SettingsError(f"ingest_workers must be between 0 and 64, got {s.ingest_workers}")
     if s.max_pending_rows < 1000:
         raise SettingsError(f"max_pending_rows must be at least 1000, got {s.max_pending_rows}")
     if not 0 < s.query_timeout_s <= 600:

@@ -5,6 +5,7 @@ Map; ints and doubles as their decimal text, bools as true/false, arrays and map
 
 Truncation rule (documented in the README): at most MAX_ATTRIBUTES attributes per span,
 log record or event (the rest are dropped and counted in `llmlens.dropped_attributes`);
+keys at most MAX_KEY_CHARS characters;
 each stored value at most MAX_VALUE_CHARS characters (longer ones are cut and end with
 "…[truncated]"); AnyValues nested deeper than MAX_DEPTH levels are stored as "…".
 """
@@ -12,12 +13,13 @@ each stored value at most MAX_VALUE_CHARS characters (longer ones are cut and en
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 MAX_ATTRIBUTES = 1024
 MAX_VALUE_CHARS = 65_536
 MAX_DEPTH = 16
+MAX_KEY_CHARS = 1024
 TRUNCATED = "…[truncated]"
 DROPPED_KEY = "llmlens.dropped_attributes"
 
@@ -60,18 +62,25 @@ def stored_string(value: Any) -> str:
     return text
 
 
-def key_values(items: Iterable[Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """KeyValues -> (typed dict for normalisation, stored string dict), capped."""
-    typed: dict[str, Any] = {}
+def key_values(items: Sequence[Any]) -> dict[str, str]:
+    """KeyValues -> {key: stored string}, capped by the truncation rule.
+
+    The hot loop of ingest (~30 attributes a span): strings, the common case, take the
+    shortest path. The normaliser reads facts from these strings too (semconv accepts
+    "123", "true" and JSON text), so one dict serves both.
+    """
     stored: dict[str, str] = {}
-    dropped = 0
+    dropped = len(items) - MAX_ATTRIBUTES
+    if dropped > 0:
+        items = items[:MAX_ATTRIBUTES]
     for kv in items:
-        if len(typed) >= MAX_ATTRIBUTES:
-            dropped += 1
-            continue
-        value = any_value(kv.value)
-        typed[kv.key] = value
-        stored[kv.key] = value if type(value) is str and len(value) <= MAX_VALUE_CHARS else stored_string(value)
-    if dropped:
+        value = kv.value
+        key = kv.key if len(kv.key) <= MAX_KEY_CHARS else kv.key[:MAX_KEY_CHARS]
+        if value.WhichOneof("value") == "string_value":
+            text = value.string_value
+            stored[key] = text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - len(TRUNCATED)] + TRUNCATED
+        else:
+            stored[key] = stored_string(any_value(value))
+    if dropped > 0:
         stored[DROPPED_KEY] = str(dropped)
-    return typed, stored
+    return stored

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llmlens.server.store.columns import new_columns
+import pyarrow as pa
+
+from llmlens.server.store.columns import TIME_COLUMN, new_columns, to_arrow
 
 
 @dataclass
@@ -12,6 +14,7 @@ class Batch:
     """Rows for one or more tables, built from one export request."""
 
     tables: dict[str, dict[str, list]] = field(default_factory=dict)
+    arrow: dict[str, pa.Table] = field(default_factory=dict)
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -27,9 +30,19 @@ class Batch:
         if len(self.errors) < 5:  # enough to explain; a flood of reasons helps nobody
             self.errors.append(why)
 
+    def freeze(self) -> Batch:
+        """Turn the rows into Arrow tables (done where the batch is built, off the writer thread)."""
+        for table, cols in self.tables.items():
+            if len(cols[TIME_COLUMN[table]]):
+                self.arrow[table] = to_arrow(table, cols)
+        self.tables = {}
+        return self
+
     @property
     def row_count(self) -> int:
-        return sum(len(next(iter(cols.values()), [])) for cols in self.tables.values())
+        if self.arrow:
+            return sum(t.num_rows for t in self.arrow.values())
+        return sum(len(cols[TIME_COLUMN[name]]) for name, cols in self.tables.items())
 
     def error_message(self) -> str:
         if not self.rejected:

@@ -6,7 +6,7 @@ from typing import Any
 
 from llmlens.server.normalise.attributes import any_value, key_values, stored_string
 from llmlens.server.normalise.batch import Batch
-from llmlens.server.normalise.traces import CostModel
+from llmlens.server.normalise.cost import CostModel
 
 _SEVERITY_TEXT = {1: "TRACE", 5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR", 21: "FATAL"}
 
@@ -15,17 +15,17 @@ def normalise_logs(request: Any, cost: CostModel) -> Batch:
     batch = Batch()
     cols = batch.columns("otel_logs")
     for resource_logs in request.resource_logs:
-        resource_typed, resource = key_values(resource_logs.resource.attributes)
-        service = str(resource_typed.get("service.name") or "unknown_service")
+        resource = key_values(resource_logs.resource.attributes)
+        service = resource.get("service.name") or "unknown_service"
         for scope_logs in resource_logs.scope_logs:
             scope = scope_logs.scope
-            _, scope_attrs = key_values(scope.attributes)
+            scope_attrs = key_values(scope.attributes)
             for record in scope_logs.log_records:
                 problem = _invalid(record)
                 if problem:
                     batch.reject(problem)
                     continue
-                _, attrs = key_values(record.attributes)
+                attrs = key_values(record.attributes)
                 body = stored_string(any_value(record.body)) if record.HasField("body") else ""
                 if cost.mask is not None:
                     body = cost.mask(body)

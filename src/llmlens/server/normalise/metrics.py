@@ -11,11 +11,11 @@ from llmlens.server.normalise.batch import Batch
 def normalise_metrics(request: Any) -> Batch:
     batch = Batch()
     for resource_metrics in request.resource_metrics:
-        resource_typed, resource = key_values(resource_metrics.resource.attributes)
-        service = str(resource_typed.get("service.name") or "unknown_service")
+        resource = key_values(resource_metrics.resource.attributes)
+        service = resource.get("service.name") or "unknown_service"
         for scope_metrics in resource_metrics.scope_metrics:
             scope = scope_metrics.scope
-            _, scope_attrs = key_values(scope.attributes)
+            scope_attrs = key_values(scope.attributes)
             common = {
                 "ResourceAttributes": resource,
                 "ResourceSchemaUrl": resource_metrics.schema_url,
@@ -74,12 +74,12 @@ def _point(batch: Batch, table: str, head: dict[str, Any], point: Any, values: d
         batch.reject(f"metric {head['MetricName'][:80]!r}: data point without time_unix_nano")
         return
     cols = batch.columns(table)
-    _, attrs = key_values(point.attributes)
+    attrs = key_values(point.attributes)
     row = {**head, "Attributes": attrs, "StartTimeUnix": point.start_time_unix_nano,
            "TimeUnix": point.time_unix_nano, "Flags": point.flags, **values}
     if table != "otel_metrics_summary":
         exemplars = list(point.exemplars)
-        row["Exemplars.FilteredAttributes"] = [key_values(e.filtered_attributes)[1] for e in exemplars]
+        row["Exemplars.FilteredAttributes"] = [key_values(e.filtered_attributes) for e in exemplars]
         row["Exemplars.TimeUnix"] = [e.time_unix_nano for e in exemplars]
         row["Exemplars.Value"] = [_number(e) for e in exemplars]
         row["Exemplars.SpanId"] = [e.span_id.hex() for e in exemplars]

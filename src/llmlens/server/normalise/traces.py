@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from llmlens import semconv
 from llmlens.server.normalise.attributes import key_values, stored_string
 from llmlens.server.normalise.batch import Batch
+from llmlens.server.normalise.cost import CostModel
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
-
-
-@dataclass(frozen=True)
-class CostModel:
-    """How the normaliser prices a call and masks text: injected, so tests can pass their own."""
-
-    price: Callable[[semconv.LlmFacts], float | None]
-    mask: Callable[[str], str] | None = None
+_NONE: list = []  # shared empty list for spans without events or links (never mutated)
 
 
 def normalise_traces(request: Any, cost: CostModel) -> Batch:
     batch = Batch()
     spans = batch.columns("otel_traces")
     for resource_spans in request.resource_spans:
-        resource_typed, resource = key_values(resource_spans.resource.attributes)
-        service = str(resource_typed.get("service.name") or "unknown_service")
+        resource = key_values(resource_spans.resource.attributes)
+        service = resource.get("service.name") or "unknown_service"
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
             for span in scope_spans.spans:
@@ -37,7 +29,7 @@ def normalise_traces(request: Any, cost: CostModel) -> Batch:
                 if problem:
                     batch.reject(problem)
                     continue
-                _add_span(batch, spans, span, service, resource, resource_typed, scope, cost)
+                _add_span(batch, spans, span, service, resource, scope, cost)
                 batch.accepted += 1
     return batch
 
@@ -54,16 +46,15 @@ def _invalid(span: Any) -> str:
     return ""
 
 
-def _add_span(batch, cols, span, service, resource, resource_typed, scope, cost: CostModel) -> None:
-    typed, stored = key_values(span.attributes)
+def _add_span(batch, cols, span, service, resource, scope, cost: CostModel) -> None:
+    attributes = key_values(span.attributes)
     trace_id = span.trace_id.hex()
     span_id = span.span_id.hex()
     start = span.start_time_unix_nano
     duration = max(0, span.end_time_unix_nano - start)
     status = STATUS_CODES[span.status.code] if span.status.code < 3 else "Unset"
-    events = [(e.time_unix_nano, e.name, key_values(e.attributes)) for e in span.events]
-    if cost.mask is not None:
-        stored = {k: cost.mask(v) for k, v in stored.items()}
+    events = [(e.time_unix_nano, e.name, key_values(e.attributes)) for e in span.events] if span.events else _NONE
+    stored = attributes if cost.mask is None else {k: cost.mask(v) for k, v in attributes.items()}
     cols["Timestamp"].append(start)
     cols["TraceId"].append(trace_id)
     cols["SpanId"].append(span_id)
@@ -81,21 +72,22 @@ def _add_span(batch, cols, span, service, resource, resource_typed, scope, cost:
     cols["StatusMessage"].append(span.status.message)
     cols["Events.Timestamp"].append([t for t, _, _ in events])
     cols["Events.Name"].append([n for _, n, _ in events])
-    cols["Events.Attributes"].append([a[1] for _, _, a in events])
-    cols["Links.TraceId"].append([link.trace_id.hex() for link in span.links])
-    cols["Links.SpanId"].append([link.span_id.hex() for link in span.links])
-    cols["Links.TraceState"].append([link.trace_state for link in span.links])
-    cols["Links.Attributes"].append([key_values(link.attributes)[1] for link in span.links])
+    cols["Events.Attributes"].append([a for _, _, a in events])
+    links = span.links
+    cols["Links.TraceId"].append([link.trace_id.hex() for link in links] if links else _NONE)
+    cols["Links.SpanId"].append([link.span_id.hex() for link in links] if links else _NONE)
+    cols["Links.TraceState"].append([link.trace_state for link in links] if links else _NONE)
+    cols["Links.Attributes"].append([key_values(link.attributes) for link in links] if links else _NONE)
 
     facts = semconv.extract_llm_facts(
-        typed, resource_typed, span_name=span.name, scope_name=scope.name, status_error=status == "Error",
-        events=[(t, n, a[0]) for t, n, a in events], start_time_ns=start,
+        attributes, resource, span_name=span.name, scope_name=scope.name, status_error=status == "Error",
+        events=events, start_time_ns=start,
     )
     if facts is not None:
         _add_llm_call(batch, facts, trace_id, span_id, service, span.name, start, duration, status, cost)
-    for t, name, (attrs, _) in events:
+    for t, name, attrs in events:
         if name == semconv.EVALUATION_EVENT:
-            _add_score(batch, attrs, typed, resource_typed, trace_id, span_id, service, t)
+            _add_score(batch, attrs, attributes, resource, trace_id, span_id, service, t)
 
 
 def _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duration, status, cost: CostModel) -> None:

@@ -7,7 +7,6 @@ store failed (retryable), UNAUTHENTICATED without the API key.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from typing import Any
@@ -25,7 +24,8 @@ log = logging.getLogger("llmlens.receive.grpc")
 
 async def _export(ingestor: Ingestor, signal: str, request: Any, context: Any, response: Any, field: str) -> Any:
     try:
-        batch = await asyncio.to_thread(ingestor.from_message, signal, request)
+        # Re-serialising is a C-level copy; it lets gRPC share the HTTP path's worker processes.
+        batch = await ingestor.build(signal, request.SerializeToString(), "protobuf")
         result = await ingestor.commit(batch)
     except Overloaded as exc:
         await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))

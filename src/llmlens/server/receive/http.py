@@ -29,7 +29,7 @@ from llmlens.server.receive.decode import (
     content_kind,
     decompress,
 )
-from llmlens.server.receive.pipeline import IngestResult, Ingestor
+from llmlens.server.receive.pipeline import Ingestor, IngestResult
 from llmlens.server.store import Overloaded, StoreError
 
 log = logging.getLogger("llmlens.receive.http")

@@ -4,11 +4,15 @@ partial_success needs; raises the decode and store errors for the transport to m
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Literal
 
-from llmlens.server.normalise import Batch, CostModel, normalise_logs, normalise_metrics, normalise_traces
-from llmlens.server.receive.decode import Signal, decode_request
+from llmlens.server.normalise import Batch, CostModel
+from llmlens.server.receive.decode import PayloadError, Signal
+from llmlens.server.receive.workers import _build_in_worker, batch_from_worker, build_batch
 from llmlens.server.store import Store
 
 
@@ -20,25 +24,38 @@ class IngestResult:
 
 
 class Ingestor:
-    def __init__(self, store: Store, cost: CostModel) -> None:
+    """Builds batches (in worker processes when given a pool) and commits them."""
+
+    def __init__(self, store: Store, cost: CostModel,
+                 start_workers: Callable[[], ProcessPoolExecutor] | None = None) -> None:
         self.store = store
         self.cost = cost
+        self._start_workers = start_workers
+        self.workers = start_workers() if start_workers else None
 
-    def build(self, signal: Signal, body: bytes, kind: Literal["protobuf", "json"]) -> Batch:
-        """CPU-bound part (decode + normalise); callers run it off the event loop."""
-        return self.from_message(signal, decode_request(signal, body, kind))
-
-    def from_message(self, signal: Signal, message: object) -> Batch:
-        if signal == "traces":
-            return normalise_traces(message, self.cost)
-        if signal == "logs":
-            return normalise_logs(message, self.cost)
-        return normalise_metrics(message)
+    async def build(self, signal: Signal, body: bytes, kind: Literal["protobuf", "json"]) -> Batch:
+        loop = asyncio.get_running_loop()
+        if self.workers is None:
+            return await asyncio.to_thread(build_batch, signal, body, kind, self.cost)
+        workers = self.workers
+        try:
+            result = await loop.run_in_executor(workers, _build_in_worker, signal, body, kind)
+        except BrokenProcessPool as exc:
+            # A worker died (out of memory, or a decoder crash on this body): replace the pool
+            # so the server keeps serving, and refuse the body rather than invite a retry loop.
+            if self.workers is workers and self._start_workers is not None:
+                self.workers = self._start_workers()
+                workers.shutdown(wait=False, cancel_futures=True)
+            raise PayloadError("the body could not be decoded: the decoder process died on it") from exc
+        return batch_from_worker(result)
 
     async def ingest(self, signal: Signal, body: bytes, kind: Literal["protobuf", "json"]) -> IngestResult:
-        batch = await asyncio.to_thread(self.build, signal, body, kind)
-        return await self.commit(batch)
+        return await self.commit(await self.build(signal, body, kind))
 
     async def commit(self, batch: Batch) -> IngestResult:
         await self.store.write(batch)
         return IngestResult(batch.accepted, batch.rejected, batch.error_message())
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.shutdown(wait=True, cancel_futures=False)

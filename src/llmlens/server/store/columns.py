@@ -174,9 +174,68 @@ TIME_COLUMN = {name: ("TimeUnix" if name.startswith("otel_metrics") else "Timest
 METRIC_TABLES = tuple(name for name in TABLES if name.startswith("otel_metrics"))
 
 
+_SCHEMAS = {name: pa.schema(cols) for name, cols in TABLES.items()}
+
+
 def schema(table: str) -> pa.Schema:
-    return pa.schema(TABLES[table])
+    return _SCHEMAS[table]
 
 
-def new_columns(table: str) -> dict[str, list]:
-    return {name: [] for name, _ in TABLES[table]}
+class MapColumn:
+    """A Map(String, String) column kept as Arrow wants it: flat keys, flat values, offsets.
+
+    Converting a list of dicts to an Arrow map array is the slowest step of an insert;
+    appending each dict's keys and values to two flat lists is ~5x cheaper.
+    """
+
+    __slots__ = ("keys", "offsets", "values")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.values: list[str] = []
+        self.offsets: list[int] = [0]
+
+    def append(self, mapping: dict[str, str]) -> None:
+        self.keys.extend(mapping)
+        self.values.extend(mapping.values())
+        self.offsets.append(len(self.keys))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __iter__(self):  # rows as dicts: for tests and debugging, not the hot path
+        for i in range(len(self)):
+            lo, hi = self.offsets[i], self.offsets[i + 1]
+            yield dict(zip(self.keys[lo:hi], self.values[lo:hi], strict=True))
+
+    def __getitem__(self, index: int) -> dict[str, str]:
+        return list(self)[index]
+
+    def to_arrow(self) -> pa.Array:
+        return pa.MapArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(self.keys, _STR),
+                                       pa.array(self.values, _STR))
+
+
+def new_columns(table: str) -> dict[str, list | MapColumn]:
+    return {name: MapColumn() if kind == _MAP else [] for name, kind in TABLES[table]}
+
+
+_NS_LIST = pa.list_(pa.uint64())
+_TS_LIST = pa.list_(_TS)
+
+
+def _array(values: list | MapColumn, kind: pa.DataType) -> pa.Array:
+    if isinstance(values, MapColumn):
+        return values.to_arrow()
+    # pyarrow converts large Python ints to timestamp or int64 ~100x slower than to uint64
+    # (measured: 2.3 us vs 0.02 us a value); nanosecond times are positive, so go via uint64.
+    if kind == _TS:
+        return pa.array(values, pa.uint64()).cast(pa.int64()).cast(_TS)
+    if kind == _TS_LIST:
+        return pa.array(values, _NS_LIST).cast(pa.list_(pa.int64())).cast(_TS_LIST)
+    return pa.array(values, kind)
+
+
+def to_arrow(table: str, columns: dict[str, list | MapColumn]) -> pa.Table:
+    arrays = [_array(columns[name], kind) for name, kind in TABLES[table]]
+    return pa.Table.from_arrays(arrays, schema=schema(table))

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llmlens.server.store.backend import Backend
-from llmlens.server.store.columns import TABLES, TIME_COLUMN, schema
+from llmlens.server.store.columns import TABLES, TIME_COLUMN
 from llmlens.server.store.errors import Overloaded, StoreError
 
 if TYPE_CHECKING:  # the normaliser imports our column types; avoid the cycle at run time
@@ -172,21 +172,19 @@ class BatchWriter:
 
 
 def _blocks(batches: list[Batch]) -> list[tuple[str, int, pa.Table]]:
-    """Merge the group's rows per table and split them per day partition."""
+    """Concatenate the group's Arrow tables per table and split them per day partition."""
     blocks = []
+    frozen = [b.freeze() for b in batches]
     for table in _INSERT_ORDER:
-        time_column = TIME_COLUMN[table]
-        parts = [b.tables[table] for b in batches if b.tables.get(table, {}).get(time_column)]
+        parts = [b.arrow[table] for b in frozen if table in b.arrow]
         if not parts:
             continue
-        merged = {name: [v for part in parts for v in part[name]] for name, _ in TABLES[table]}
-        times = merged[time_column]
-        days = {t // _DAY_NS for t in times}
-        arrow = pa.Table.from_pydict(merged, schema=schema(table))
-        if len(days) == 1:
-            blocks.append((table, days.pop(), arrow))
+        arrow = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        days = pc.divide(pc.cast(arrow.column(TIME_COLUMN[table]), pa.int64()), _DAY_NS)
+        low, high = pc.min_max(days).values()
+        if low == high:
+            blocks.append((table, low.as_py(), arrow))
             continue
-        day_of_row = pa.array([t // _DAY_NS for t in times])
-        for day in sorted(days):
-            blocks.append((table, day, arrow.filter(pc.equal(day_of_row, day))))
+        for day in pc.unique(days).to_pylist():
+            blocks.append((table, day, arrow.filter(pc.equal(days, day))))
     return blocks

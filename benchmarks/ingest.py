@@ -1,0 +1,168 @@
+"""Ingest throughput of a real `llmlens serve` process, end to end.
+
+Pre-builds OTLP/protobuf bodies of LLM-app traces (4 spans a trace: HTTP root, retrieval,
+embedding, LLM chat with ~30 attributes and ~500-character prompt and response; 512 spans a
+request), sends them from N concurrent senders for a fixed time, then prints:
+accepted spans/s (acknowledged 2xx), end-to-end spans/s (counted by /api/v1/status),
+server peak RSS, and bytes on disk per span.
+
+    python benchmarks/ingest.py [--senders 4] [--seconds 20] [--spans-per-request 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.server_process import ServerProcess  # noqa: E402
+
+PROMPT = ("You are a helpful support assistant for Acme Cloud. Answer using the context. Context: " +
+          "Acme Cloud invoices are issued monthly; refunds take five business days. " * 5)[:500]
+ANSWER = ("Refunds are processed within five business days after approval. You can follow the status in the "
+          "billing console under Invoices > Refunds. " * 4)[:500]
+
+
+def _kv(key: str, value) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def _span(trace_id: bytes, parent: bytes, name: str, kind: int, start: int, dur_ms: float, attrs: dict) -> Span:
+    span = Span(trace_id=trace_id, span_id=random.randbytes(8), parent_span_id=parent, name=name, kind=kind,
+                start_time_unix_nano=start, end_time_unix_nano=start + int(dur_ms * 1e6),
+                status=Status(code=1))
+    span.attributes.extend(_kv(k, v) for k, v in attrs.items())
+    return span
+
+
+def build_request(traces: int, now_ns: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.extend([_kv("service.name", "chatbot"), _kv("llmlens.app", "support"),
+                                   _kv("llmlens.department", "cx"), _kv("deployment.environment", "bench")])
+    scope = rs.scope_spans.add()
+    scope.scope.name = "llmlens.bench"
+    for i in range(traces):
+        tid = random.randbytes(16)
+        start = now_ns - random.randint(0, 5_000_000_000) + i
+        root = _span(tid, b"", "POST /v1/chat", 2, start, 900, {
+            "http.request.method": "POST", "http.route": "/v1/chat", "http.response.status_code": 200,
+            "url.scheme": "http", "server.address": "chatbot", "server.port": 8000, "session.id": f"s-{i % 50}",
+            "user.id": f"u-{i % 200}"})
+        retrieval = _span(tid, root.span_id, "retrieve", 1, start + 1_000_000, 40, {
+            "llmlens.span.kind": "retrieval", "retrieval.top_k": 4, "retrieval.results": 4,
+            "retrieval.score.avg": 0.71, "gen_ai.retrieval.query.text": "how long do refunds take?"})
+        embed = _span(tid, retrieval.span_id, "embeddings text-embedding-3-small", 3, start + 2_000_000, 12, {
+            "gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "text-embedding-3-small", "gen_ai.response.model": "text-embedding-3-small",
+            "gen_ai.usage.input_tokens": 9, "server.address": "mock-llm", "server.port": 8100})
+        chat_attrs = {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "gen_ai.request.temperature": 0.2,
+            "gen_ai.request.max_tokens": 256, "gen_ai.request.top_p": 1.0, "gen_ai.request.stream": True,
+            "gen_ai.response.id": f"chatcmpl-{random.getrandbits(64):x}", "gen_ai.response.finish_reasons": "stop",
+            "gen_ai.usage.input_tokens": random.randint(200, 900), "gen_ai.usage.output_tokens": random.randint(20, 300),
+            "gen_ai.usage.cache_read.input_tokens": 0, "gen_ai.response.time_to_first_chunk": 0.18,
+            "server.address": "mock-llm", "server.port": 8100, "gen_ai.conversation.id": f"s-{i % 50}",
+            "llmlens.app": "support", "llmlens.department": "cx", "user.id": f"u-{i % 200}",
+            "openai.response.service_tier": "default", "openai.response.system_fingerprint": "fp_bench",
+            "gen_ai.output.type": "text", "gen_ai.request.seed": 7, "gen_ai.request.frequency_penalty": 0.0,
+            "gen_ai.request.presence_penalty": 0.0, "llmlens.cost_usd": 0.00012, "llmlens.ttft_ms": 180.0,
+            "gen_ai.input.messages": PROMPT, "gen_ai.output.messages": ANSWER,
+        }
+        chat = _span(tid, root.span_id, "chat gpt-4o-mini", 3, start + 60_000_000, 800, chat_attrs)
+        scope.spans.extend([root, retrieval, embed, chat])
+    return request.SerializeToString()
+
+
+def rss_peak_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--spans-per-request", type=int, default=512)
+    parser.add_argument("--bodies", type=int, default=64, help="distinct pre-built bodies (each sent once)")
+    args = parser.parse_args()
+
+    traces = args.spans_per_request // 4
+    print(f"building bodies: {traces * 4} spans a request ...", flush=True)
+    now = time.time_ns()
+    budget = int(60_000 / args.spans_per_request * args.seconds) + args.bodies  # enough unique bodies to never repeat
+    bodies = [build_request(traces, now) for _ in range(min(budget, 2000))]
+    print(f"{len(bodies)} bodies, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each", flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="llmlens-bench-"))
+    server = ServerProcess(tmp / "data").start()
+    accepted = [0] * args.senders
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    next_body = iter(range(len(bodies)))
+    stop = time.monotonic() + args.seconds
+
+    def sender(n: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            while time.monotonic() < stop:
+                with lock:
+                    index = next(next_body, None)
+                if index is None:
+                    return
+                r = client.post(server.url + "/v1/traces", content=bodies[index],
+                                headers={"content-type": "application/x-protobuf"})
+                with lock:
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    accepted[n] += traces * 4
+                elif r.status_code in (429, 503):
+                    time.sleep(float(r.headers.get("retry-after", "1")))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(args.senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed_send = time.monotonic() - started
+    total_acked = sum(accepted)
+    status = server.wait_for_spans(total_acked, timeout=120)
+    elapsed_e2e = time.monotonic() - started
+    peak_kb = rss_peak_kb(server.proc.pid)
+    server.terminate()
+    disk = sum(f.stat().st_size for f in (tmp / "data").rglob("*") if f.is_file())
+    print()
+    print(f"senders                    {args.senders} (threads, httpx, protobuf, {args.spans_per_request} spans/request)")
+    print(f"HTTP statuses              {dict(sorted(statuses.items()))}")
+    print(f"accepted spans/s           {total_acked / elapsed_send:,.0f}  ({total_acked:,} acknowledged in {elapsed_send:.1f} s)")
+    print(f"end-to-end spans/s         {status['spans'] / elapsed_e2e:,.0f}  ({status['spans']:,} counted by /api/v1/status)")
+    print(f"server peak RSS            {peak_kb / 1024:,.0f} MiB")
+    print(f"bytes on disk per span     {disk / max(1, status['spans']):,.0f}  (data dir, before background merges)")
+    print(f"machine                    {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

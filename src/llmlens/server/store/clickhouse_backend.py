@@ -1,0 +1,235 @@
+"""A ClickHouse server (or cluster entry point) over HTTP, through clickhouse-connect.
+
+Same SQL and same answers as the embedded chDB backend: rows are read as raw JSONEachRow
+and parsed here (not through clickhouse-connect's typed results), and the settings that
+shape that JSON are pinned to chDB's values, so `fetch` returns the same dicts whichever
+backend runs. Query parameters are bound on the server (`{name:Type}` placeholders).
+
+Why a client per thread: a clickhouse-connect client is not safe for concurrent queries
+from several threads, and the store runs a writer thread and a pool of readers. Clients
+share urllib3's connection pool, which is thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+import pyarrow as pa
+
+from llmlens.server.store.backend import insert_settings
+from llmlens.server.store.errors import QueryTimeout, StoreError
+
+# chDB's values of the settings that decide how JSONEachRow renders values. Servers of other
+# versions default some differently (64-bit integers were quoted by default before 25.x).
+_JSON_SHAPE_SETTINGS: dict[str, Any] = {
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_64bit_floats": 0,
+    "output_format_json_quote_decimals": 0,
+    "output_format_json_quote_denormals": 0,
+    "output_format_json_named_tuples_as_objects": 1,
+    "output_format_json_escape_forward_slashes": 1,
+    "output_format_json_map_as_array_of_tuples": 0,
+    "output_format_decimal_trailing_zeros": 0,
+    "date_time_output_format": "simple",
+}
+_AUTHENTICATION_FAILED = 516
+_UNKNOWN_DATABASE = 81
+_TIMEOUT_EXCEEDED = 159
+
+
+@dataclass(frozen=True)
+class ClickHouseTarget:
+    """Where and as whom to connect, parsed from `http[s]://user:pass@host:port/database`."""
+
+    secure: bool
+    host: str
+    port: int
+    username: str
+    password: str
+    database: str
+
+    @property
+    def address(self) -> str:
+        """host:port, for messages: never the credentials."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @classmethod
+    def parse(cls, url: str) -> ClickHouseTarget:
+        # Messages never quote the URL or urllib's error: either may hold part of the password.
+        shape = ("the ClickHouse URL must look like http[s]://user:password@host:8123/database, "
+                 "with special characters in the user and password percent-encoded")
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise StoreError(shape) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise StoreError(shape)
+        database = unquote(parts.path.strip("/")) or "default"
+        if "/" in database:
+            raise StoreError(f"the ClickHouse URL path must be one database name, got {database!r}")
+        secure = parts.scheme == "https"
+        return cls(
+            secure=secure,
+            host=parts.hostname,
+            port=port or (8443 if secure else 8123),
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+            database=database,
+        )
+
+
+class ClickHouseBackend:
+    name = "clickhouse"
+
+    def __init__(self, url: str, *, connect_timeout: int = 10, send_receive_timeout: int = 300) -> None:
+        try:
+            import clickhouse_connect  # imported here: only the server tier installs it
+        except ImportError as exc:
+            raise StoreError("the ClickHouse backend needs clickhouse-connect: pip install 'llmlens[server]'") from exc
+        self._connect = clickhouse_connect.get_client
+        self.target = ClickHouseTarget.parse(url)
+        self._timeouts = {"connect_timeout": connect_timeout, "send_receive_timeout": send_receive_timeout}
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._create_database()
+        self._client()  # connect now, so a wrong URL or password fails at start-up
+
+    # --- the Backend protocol ----------------------------------------------------------------
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        client = self._client()
+        self._call(lambda: client.command(sql, parameters=_params(params), settings=self._settings))
+
+    def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        client = self._client()
+        data = self._call(lambda: client.raw_query(sql, parameters=_params(params), fmt="JSONEachRow",
+                                                   settings=self._settings))
+        return [orjson.loads(line) for line in data.splitlines() if line]
+
+    def insert(self, table: str, data: pa.Table, dedup_token: str) -> None:
+        client = self._client()
+        settings = {**self._settings, **insert_settings(dedup_token)}
+        self._call(lambda: client.insert_arrow(table, data, settings=settings))
+
+    def disk_bytes(self) -> int:
+        rows = self.fetch("SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND database = currentDatabase()")
+        return int(rows[0]["b"] or 0) if rows else 0
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._all = self._all, []
+        for client in clients:
+            with contextlib.suppress(Exception):  # closing is best effort at shutdown
+                client.close()
+        self._local = threading.local()
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def _open(self, database: str) -> Any:
+        t = self.target
+        try:
+            return self._connect(
+                host=t.host, port=t.port, username=t.username, password=t.password, database=database,
+                secure=t.secure, client_name="llmlens",
+                # No HTTP sessions: a session serialises its queries and pins them to one node
+                # behind a load balancer; nothing here relies on session state.
+                autogenerate_session_id=False, **self._timeouts,
+            )
+        except Exception as exc:
+            raise self._error(exc) from None
+
+    def _create_database(self) -> None:
+        if self.target.database == "default":
+            return
+        bootstrap = self._open("default")
+        try:
+            name = "`" + self.target.database.replace("\\", "\\\\").replace("`", "\\`") + "`"
+            self._call(lambda: bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {name}"))
+        finally:
+            with contextlib.suppress(Exception):
+                bootstrap.close()
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._open(self.target.database)
+            self._local.client = client
+            with self._lock:
+                self._all.append(client)
+        return client
+
+    @property
+    def _settings(self) -> dict[str, Any]:
+        settings = dict(_JSON_SHAPE_SETTINGS)
+        # chDB runs in UTC: render times and cut days (partitions, toDate) in UTC on any server.
+        if "session_timezone" in (getattr(self._client(), "server_settings", None) or {}):
+            settings["session_timezone"] = "UTC"
+        return settings
+
+    # --- errors --------------------------------------------------------------------------------
+
+    def _call(self, action: Any) -> Any:
+        try:
+            return action()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: Exception) -> StoreError:
+        """clickhouse-connect's exception -> one clear line, never with the password in it."""
+        from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+        where = self.target.address
+        code = getattr(exc, "code", None)
+        text = _server_message(str(exc))
+        if self.target.password:
+            text = text.replace(self.target.password, "***")
+        if code == _AUTHENTICATION_FAILED:
+            return StoreError(f"ClickHouse at {where} refused user {self.target.username!r}: {text}")
+        if code == _TIMEOUT_EXCEEDED:
+            return QueryTimeout(f"ClickHouse at {where}: {text}")
+        if code == _UNKNOWN_DATABASE:
+            return StoreError(f"ClickHouse at {where}: {text}")
+        if isinstance(exc, OperationalError) and code is None:
+            return StoreError(f"cannot reach ClickHouse at {where}: {_network_reason(text)}")
+        if isinstance(exc, DatabaseError):
+            return StoreError(f"ClickHouse at {where}: {text}")
+        return StoreError(f"ClickHouse at {where}: {type(exc).__name__}: {text}")
+
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Values as the chDB backend sends them; clickhouse-connect escapes strings for the server."""
+    if not params:
+        return None
+    return {k: (int(v) if isinstance(v, bool) else v) for k, v in params.items()}
+
+
+def _server_message(text: str) -> str:
+    """clickhouse-connect wraps the server's `Code: N. DB::Exception: ...` in its own words."""
+    marker = "server response: "
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    text = text.split(" (for url ", 1)[0].split(" (version ", 1)[0]
+    return text.strip().split("\n", 1)[0][:2000]
+
+
+def _network_reason(text: str) -> str:
+    """urllib3's retry message -> its root cause, e.g. "[Errno 111] Connection refused"."""
+    text = text.split(" executing HTTP request", 1)[0]
+    errno = re.search(r"\[Errno -?\d+\][^\"')]*", text)
+    if errno:
+        return errno.group(0).strip()
+    if "Caused by " in text:
+        text = text.rsplit("Caused by ", 1)[1]
+    return text.strip("()\"' ")[:500]
