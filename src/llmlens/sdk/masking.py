@@ -1,0 +1,117 @@
+"""PII masking of everything the SDK exports: span attributes, span events and log records.
+
+Spans are masked in an exporter wrapper, i.e. on the export thread, never on the caller's;
+a span is copied only when something in it changed. Attributes that carry no free text
+(model names, token counts, ids...) are skipped, which keeps masking cheap when content
+capture is off. Log records are masked by a log processor placed before the batch exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs import LogRecordProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
+
+from llmlens import semconv
+
+# Attributes that never hold free text; everything else of string type is scanned.
+SAFE_KEYS = frozenset({
+    semconv.OPERATION, semconv.PROVIDER, semconv.REQUEST_MODEL, semconv.RESPONSE_MODEL, semconv.FINISH_REASONS,
+    semconv.ERROR_TYPE, semconv.LLMLENS_SPAN_KIND, semconv.LLMLENS_APP, semconv.LLMLENS_DEPARTMENT,
+    "gen_ai.response.id", "server.address", "openai.api", "http.request.method", "http.method", "url.scheme",
+    "exception.type", "code.function.name", "code.file.path", "gen_ai.tool.name", "gen_ai.agent.name",
+})
+
+
+def mask_mapping(redactor: Any, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Masked copy of an attribute mapping, or None when nothing needed masking."""
+    if not attributes:
+        return None
+    candidates = {k: v for k, v in attributes.items()
+                  if k not in SAFE_KEYS and isinstance(v, str | list | tuple)}
+    if not candidates:
+        return None
+    masked = redactor.redact_attributes(candidates)
+    if masked == candidates:
+        return None
+    out = dict(attributes)
+    for key in candidates:
+        if key in masked:
+            out[key] = masked[key]
+        else:
+            del out[key]  # drop mode
+    return out
+
+
+def _masked_events(redactor: Any, events: Sequence[Event]) -> list[Event] | None:
+    changed = False
+    out = []
+    for event in events:
+        attrs = mask_mapping(redactor, event.attributes)
+        if attrs is None:
+            out.append(event)
+        else:
+            changed = True
+            out.append(Event(event.name, attrs, event.timestamp))
+    return out if changed else None
+
+
+def mask_span(redactor: Any, span: ReadableSpan) -> ReadableSpan:
+    attrs = mask_mapping(redactor, span.attributes)
+    events = _masked_events(redactor, span.events) if span.events else None
+    status = span.status
+    description = status.description
+    masked_description = redactor.redact(description) if description else description
+    if attrs is None and events is None and masked_description == description:
+        return span
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=attrs if attrs is not None else span.attributes,
+        events=events if events is not None else span.events, links=span.links, kind=span.kind,
+        status=Status(status.status_code, masked_description) if masked_description != description else status,
+        start_time=span.start_time, end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class MaskingSpanExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter, redactor: Any) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        redactor = self._redactor
+        return self._inner.export([mask_span(redactor, s) for s in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class MaskingLogProcessor(LogRecordProcessor):
+    """Masks a log record's body and attributes in place, before later processors see it."""
+
+    def __init__(self, redactor: Any) -> None:
+        self._redactor = redactor
+
+    def on_emit(self, log_record: Any) -> None:
+        record = getattr(log_record, "log_record", log_record)
+        if isinstance(record.body, str | dict | list):
+            record.body = self._redactor.redact_value(record.body)
+        attrs = mask_mapping(self._redactor, record.attributes)
+        if attrs is not None:
+            record.attributes = attrs
+
+    def emit(self, log_record: Any) -> None:  # name used by older SDKs
+        self.on_emit(log_record)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -1,0 +1,271 @@
+"""init() and shutdown(): build the telemetry pipeline, and take it down with a flush.
+
+init() never raises: a failure is reported as a warning and leaves the SDK a no-op. If the
+app already configured an OpenTelemetry SDK tracer provider, init() adds its processors to
+that provider instead of replacing it (the app's sampler then applies). A second init()
+while one is active is ignored; after shutdown() init() may run again (tests rely on this).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics as otel_metrics_api
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from llmlens import __version__, semconv
+from llmlens.sdk import runtime
+from llmlens.sdk.config import SdkConfig, resolve_config
+from llmlens.sdk.llm_metrics import LlmMetrics
+from llmlens.sdk.processors import ContextAttributesProcessor, LlmMetricsProcessor
+from llmlens.sdk.prom_metrics import prom_metrics
+from llmlens.sdk.sampling import llm_sampler
+
+log = logging.getLogger("llmlens.sdk")
+SHUTDOWN_TIMEOUT_MS = 5_000
+
+
+@dataclass
+class _Installed:
+    """What this init() put in place, so shutdown() takes down exactly that."""
+
+    tracer_provider: Any
+    owns_tracer_provider: bool
+    batch_processor: Any = None
+    metrics_processor: Any = None
+    meter_provider: Any = None
+    logger_provider: Any = None
+    instrumentors: list[Any] = field(default_factory=list)
+
+
+_lock = threading.RLock()
+_installed: _Installed | None = None
+# Providers llmlens set as OTel globals; only these may be replaced on a later init().
+_our_globals: dict[str, Any] = {}
+
+
+def init(
+    service_name: str | None = None,
+    *,
+    app: str | None = None,
+    department: str | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    api_key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    sample_ratio: float | None = None,
+    capture_content: bool | None = None,
+    mask_pii: bool | None = None,
+    pii_mode: str | None = None,
+    pii_kinds: Sequence[str] | None = None,
+    pii_patterns: Mapping[str, str] | None = None,
+    instrument_openai: bool = True,
+    instrument_http: bool = True,
+    export_traces: bool = True,
+    export_metrics: bool = True,
+    metrics_export_interval_ms: int | None = None,
+    resource_attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """Turn on llmlens telemetry for this process (see llmlens.sdk.config for the environment)."""
+    global _installed
+    with _lock:
+        if runtime.active is not None:
+            log.debug("llmlens.init() called again while active; ignored")
+            return
+        try:
+            config = resolve_config(
+                service_name=service_name, app=app, department=department, endpoint=endpoint, protocol=protocol,
+                api_key=api_key, headers=headers, sample_ratio=sample_ratio, capture_content=capture_content,
+                mask_pii=mask_pii, pii_mode=pii_mode, pii_kinds=pii_kinds, pii_patterns=pii_patterns,
+                instrument_openai=instrument_openai, instrument_http=instrument_http, export_traces=export_traces,
+                export_metrics=export_metrics, metrics_export_interval_ms=metrics_export_interval_ms,
+                resource_attributes=resource_attributes,
+            )
+            _installed = _build(config)
+        except Exception as exc:  # noqa: BLE001 - the host app must keep running without telemetry
+            warnings.warn(f"llmlens.init() failed, telemetry is off: {exc!r}", RuntimeWarning, stacklevel=2)
+            runtime.active = None
+            _installed = None
+
+
+def _resource(config: SdkConfig) -> Resource:
+    attrs: dict[str, Any] = {"service.name": config.service_name}
+    if config.app:
+        attrs[semconv.LLMLENS_APP] = config.app
+    if config.department:
+        attrs[semconv.LLMLENS_DEPARTMENT] = config.department
+    attrs.update(config.resource_attributes)
+    return Resource.create(attrs)  # also merges OTEL_RESOURCE_ATTRIBUTES
+
+
+def _redactor(config: SdkConfig) -> Any:
+    if not config.mask_pii:
+        return None
+    from llmlens.pii import Redactor
+
+    return Redactor(mode=config.pii_mode, kinds=config.pii_kinds, custom_patterns=config.pii_patterns)
+
+
+def _prices() -> Any:
+    try:
+        from llmlens.pricing import PriceBook
+
+        return PriceBook.default()
+    except Exception as exc:  # noqa: BLE001 - no prices means no cost, not no telemetry
+        warnings.warn(f"llmlens: prices unavailable, cost will not be computed: {exc!r}", RuntimeWarning,
+                      stacklevel=3)
+        return None
+
+
+def _set_global(kind: str, provider: Any) -> bool:
+    """Make `provider` the OTel global unless the app set its own; True when it is now global."""
+    if kind == "trace":
+        module, current = trace, trace.get_tracer_provider()
+        proxy_type, once_attr, value_attr = trace.ProxyTracerProvider, "_TRACER_PROVIDER_SET_ONCE", "_TRACER_PROVIDER"
+    else:
+        from opentelemetry.metrics import _internal as module  # type: ignore[no-redef]
+
+        current = otel_metrics_api.get_meter_provider()
+        proxy_type = module._ProxyMeterProvider
+        once_attr, value_attr = "_METER_PROVIDER_SET_ONCE", "_METER_PROVIDER"
+    if current is _our_globals.get(kind):
+        # Our own provider from an earlier init(): OTel allows one set per process, so re-arm it.
+        getattr(module, once_attr)._done = False
+        setattr(module, value_attr, None)
+    elif not isinstance(current, proxy_type):
+        return False
+    if kind == "trace":
+        trace.set_tracer_provider(provider)
+    else:
+        otel_metrics_api.set_meter_provider(provider)
+    _our_globals[kind] = provider
+    return True
+
+
+def _build(config: SdkConfig) -> _Installed:
+    resource = _resource(config)
+    existing = trace.get_tracer_provider()
+    if isinstance(existing, TracerProvider) and existing is not _our_globals.get("trace"):
+        provider, owns = existing, False
+    else:
+        provider, owns = TracerProvider(resource=resource, sampler=llm_sampler(config.sample_ratio)), True
+    installed = _Installed(tracer_provider=provider, owns_tracer_provider=owns)
+
+    otel_llm_metrics = None
+    if config.export_metrics:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        from llmlens.sdk.exporters import metric_exporter
+        from llmlens.sdk.otel_metrics import OtelLlmMetrics
+
+        reader = PeriodicExportingMetricReader(metric_exporter(config),
+                                               export_interval_millis=config.metrics_export_interval_ms)
+        installed.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        _set_global("metrics", installed.meter_provider)
+        otel_llm_metrics = OtelLlmMetrics(installed.meter_provider.get_meter(runtime.SCOPE, __version__))
+
+    redactor = _redactor(config)
+    rt = runtime.Runtime(
+        config=config,
+        tracer=provider.get_tracer(runtime.SCOPE, __version__),
+        metrics=LlmMetrics(prom_metrics(), otel_llm_metrics),
+        prices=_prices(),
+        redactor=redactor,
+    )
+    provider.add_span_processor(ContextAttributesProcessor())
+    installed.metrics_processor = LlmMetricsProcessor(rt)
+    provider.add_span_processor(installed.metrics_processor)
+    if config.export_traces:
+        from llmlens.sdk.exporters import span_exporter
+        from llmlens.sdk.masking import MaskingSpanExporter
+
+        exporter = span_exporter(config)
+        if redactor is not None:
+            exporter = MaskingSpanExporter(exporter, redactor)
+        installed.batch_processor = BatchSpanProcessor(exporter)
+        provider.add_span_processor(installed.batch_processor)
+    if owns:
+        _set_global("trace", provider)
+
+    if config.instrument_openai:
+        from llmlens.sdk.openai_instrumentation import instrument_openai
+
+        instrument_openai()
+    if config.instrument_http:
+        installed.instrumentors = _instrument_http(provider)
+        rt.http_instrumented = bool(installed.instrumentors)
+    runtime.active = rt
+    return installed
+
+
+def _instrument_http(provider: Any) -> list[Any]:
+    """W3C trace context + baggage over httpx, requests and FastAPI, where those instrumentations exist."""
+    done = []
+    for module, name in (
+        ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
+        ("opentelemetry.instrumentation.requests", "RequestsInstrumentor"),
+        ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor"),
+    ):
+        try:
+            instrumentor = getattr(__import__(module, fromlist=[name]), name)()
+        except ImportError:
+            continue
+        if instrumentor.is_instrumented_by_opentelemetry:
+            continue  # the app instrumented it itself
+        try:
+            instrumentor.instrument(tracer_provider=provider)
+        except Exception as exc:  # noqa: BLE001 - e.g. the instrumented library is not installed
+            log.debug("llmlens: %s not instrumented: %r", name, exc)
+            continue
+        done.append(instrumentor)
+    return done
+
+
+def set_logger_provider(provider: Any) -> None:
+    """Called by configure_logging() so shutdown() flushes the log pipeline too."""
+    with _lock:
+        if _installed is not None:
+            _installed.logger_provider = provider
+
+
+def shutdown(timeout_ms: int = SHUTDOWN_TIMEOUT_MS) -> None:
+    """Flush and stop everything init() started; the SDK is a no-op afterwards. Never raises."""
+    global _installed
+    with _lock:
+        installed, _installed = _installed, None
+        runtime.active = None
+        if installed is None:
+            return
+        for instrumentor in installed.instrumentors:
+            _quietly(instrumentor.uninstrument)
+        if installed.metrics_processor is not None:
+            installed.metrics_processor.disable()
+        if installed.owns_tracer_provider:
+            _quietly(lambda: installed.tracer_provider.force_flush(timeout_ms))
+            _quietly(installed.tracer_provider.shutdown)
+        elif installed.batch_processor is not None:
+            _quietly(installed.batch_processor.shutdown)
+        if installed.logger_provider is not None:
+            _quietly(lambda: installed.logger_provider.force_flush(timeout_ms))
+            _quietly(installed.logger_provider.shutdown)
+            from llmlens.sdk.logs import detach_otlp_handler
+
+            detach_otlp_handler()
+        if installed.meter_provider is not None:
+            _quietly(lambda: installed.meter_provider.shutdown(timeout_millis=timeout_ms))
+
+
+def _quietly(fn: Any) -> None:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - shutdown must finish whatever one part does
+        log.warning("llmlens: error during shutdown: %r", exc)
