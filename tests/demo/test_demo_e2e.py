@@ -86,13 +86,18 @@ def _poll(description: str, find: Callable[[], Any], timeout_s: float = API_WAIT
 
 
 def _traces(demo: DemoRun, **filters: Any) -> list[dict[str, Any]]:
-    items = demo.api("/api/v1/traces", service="demo-chatbot", limit=200, **filters)["items"]
+    items = demo.api("/api/v1/traces", service="demo-chatbot", limit=40, **filters)["items"]
     return [demo.api(f"/api/v1/traces/{item['trace_id']}") for item in items]
 
 
 def _cross_service_trace(demo: DemoRun) -> dict[str, Any] | None:
+    """A complete trace touching every service. Each process exports on its own schedule, so a
+    trace is only judged once all its spans are in: one root, and every parent present."""
     for trace in _traces(demo, status="ok"):
-        if {s["service"] for s in trace["spans"]} >= SERVICES:
+        ids = {s["span_id"] for s in trace["spans"]}
+        roots = [s for s in trace["spans"] if not s["parent_span_id"]]
+        linked = all(s["parent_span_id"] in ids for s in trace["spans"] if s["parent_span_id"])
+        if {s["service"] for s in trace["spans"]} >= SERVICES and len(roots) == 1 and linked:
             return trace
     return None
 
@@ -105,33 +110,31 @@ def test_prints_the_ui_and_every_service_address(demo: DemoRun) -> None:
 
 
 def test_every_demo_service_serves_parseable_metrics(demo: DemoRun) -> None:
-    llm_root = demo.state["llm"].removesuffix("/v1")
-    chatbot = _poll(
-        "chatbot requests in /metrics", lambda: _with_requests(scrape(f"{demo.state['chatbot']}/metrics"))
-    )
-    assert {"chatbot_chunks_sent", "chatbot_upstream_calls", "chatbot_http_request_duration_seconds"} <= set(
+    chatbot = _poll("calls to both upstreams in the chatbot's /metrics", lambda: _after_upstream_calls(demo))
+    assert {"chatbot_chunks_sent", "chatbot_http_requests", "chatbot_http_request_duration_seconds"} <= set(
         chatbot
     )
-    upstreams = {s.labels["upstream"] for s in chatbot["chatbot_upstream_calls"] if s.name.endswith("_total")}
-    assert upstreams >= {"retriever", "llm"}
+    chunks = {s.name: s.value for s in chatbot["chatbot_chunks_sent"]}
+    assert chunks["chatbot_chunks_sent_count"] > 0
     retriever = scrape(f"{demo.state['retriever']}/metrics")
     assert {"retriever_searches", "retriever_index_size", "retriever_http_requests"} <= set(retriever)
-    assert scrape(f"{llm_root}/metrics")  # the mock's own (vLLM-style) families
+    assert scrape(f"{demo.state['llm'].removesuffix('/v1')}/metrics")  # the mock's own (vLLM-style) families
 
 
-def _with_requests(families: dict[str, list]) -> dict[str, list] | None:
-    samples = families.get("chatbot_http_requests", [])
-    return families if any(s.value > 0 for s in samples) else None
+def _after_upstream_calls(demo: DemoRun) -> dict[str, list] | None:
+    families = scrape(f"{demo.state['chatbot']}/metrics")
+    calls = [
+        s for s in families.get("chatbot_upstream_calls", []) if s.name.endswith("_total") and s.value > 0
+    ]
+    return families if {s.labels["upstream"] for s in calls} >= {"retriever", "llm"} else None
 
 
 def test_one_request_is_one_trace_across_chatbot_retriever_and_llm(demo: DemoRun) -> None:
+    # Polls until one trace holds all three services with one root and no dangling parent.
     trace = _poll("a trace spanning chatbot, retriever and mock LLM", lambda: _cross_service_trace(demo))
     spans = {s["span_id"]: s for s in trace["spans"]}
-    roots = [s for s in spans.values() if not s["parent_span_id"]]
-    assert len(roots) == 1, [(s["service"], s["name"]) for s in roots]
-    for span in spans.values():
-        if span["parent_span_id"]:
-            assert span["parent_span_id"] in spans, f"{span['service']}/{span['name']} has a dangling parent"
+    root = next(s for s in spans.values() if not s["parent_span_id"])
+    assert root["service"] == "demo-traffic"
     for service in ("demo-retriever", "demo-mock-llm"):
         # The downstream service's entry span hangs under a span of the chatbot.
         entry = min(

@@ -20,6 +20,7 @@ import openai
 import structlog
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from opentelemetry import propagate
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
@@ -36,7 +37,7 @@ from llmlens.demo.settings import (
 )
 
 SERVICE_NAME = "demo-chatbot"
-log = structlog.get_logger(__name__)
+log = structlog.get_logger("llmlens.demo.chatbot")
 
 
 class ChatRequest(BaseModel):
@@ -88,6 +89,9 @@ def create_app(
                 api_key=settings.llm.api_key,
                 timeout=settings.llm_timeout_s,
                 max_retries=0,  # let failures show as failures instead of hiding behind retries
+                http_client=openai.DefaultAsyncHttpxClient(
+                    event_hooks={"request": [_propagate_trace_context]}
+                ),
             )
             state["rag"] = RagPipeline(settings, http, llm, metrics)
             try:
@@ -141,6 +145,13 @@ def create_app(
 
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics.http)
     return app
+
+
+async def _propagate_trace_context(request: httpx.Request) -> None:
+    # The llmlens openai instrumentation sends no trace headers to the provider; the demo wants the
+    # mock LLM inside the same trace, so add them here unless something upstream already did.
+    if "traceparent" not in request.headers:
+        propagate.inject(request.headers)
 
 
 def _split_messages(messages: Sequence[OpenAiMessage]) -> tuple[str, list[dict[str, str]]]:

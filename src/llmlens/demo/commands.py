@@ -47,9 +47,12 @@ def register(subparsers: Any) -> None:
     llm = pieces.add_parser(
         "llm",
         help="the mock OpenAI-compatible LLM (chat completions, streaming, embeddings, failure injection)",
-        add_help=False,  # its own parser (in mock_llm) answers --help
+        add_help=False,  # the mock's own parser answers --help
+        # Every argument, dashes included, goes to the mock's parser untouched: with "+" as the only
+        # prefix, "--port" is a plain positional here (argparse.REMAINDER fails on a leading option).
+        prefix_chars="+",
     )
-    llm.add_argument("mock_llm_args", nargs=argparse.REMAINDER, help="arguments for the mock LLM; try --help")
+    llm.add_argument("mock_llm_args", nargs="*", help="arguments for the mock LLM; try --help")
     llm.set_defaults(handler=_run_mock_llm)
 
     for name, summary, description, add_arguments, module in PIECES:

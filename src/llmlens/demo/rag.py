@@ -21,7 +21,7 @@ from llmlens.demo.grounding import grounding
 from llmlens.demo.http_metrics import HttpMetrics
 from llmlens.demo.settings import LlmEndpoint
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger("llmlens.demo.rag")
 
 Fault = Literal["retriever_error", "llm_error", "llm_rate_limit", "llm_timeout"]
 FAULTS: tuple[str, ...] = ("retriever_error", "llm_error", "llm_rate_limit", "llm_timeout")

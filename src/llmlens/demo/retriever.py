@@ -25,7 +25,7 @@ from llmlens.demo.search_index import Hit, SearchIndex, load_chunks
 SERVICE_NAME = "demo-retriever"
 DATA_SOURCE_ID = "larkspur-help-center"
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger("llmlens.demo.retriever")
 
 
 class SearchRequest(BaseModel):

@@ -11,14 +11,16 @@ import llmlens
 from llmlens.demo.settings import APP_NAME, DEPARTMENT, default_otlp_endpoint, port_is_free
 
 
-def start_telemetry(service_name: str, otlp_endpoint: str | None) -> None:
+def start_telemetry(service_name: str, otlp_endpoint: str | None, logs: bool = True) -> None:
+    """Traces and metrics always; structured logs (correlated with traces) when ``logs``."""
     llmlens.init(
         service_name=service_name,
         app=APP_NAME,
         department=DEPARTMENT,
         endpoint=otlp_endpoint or default_otlp_endpoint(),
     )
-    llmlens.configure_logging()
+    if logs:
+        llmlens.configure_logging()
 
 
 def serve(

@@ -211,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
     if problem := check_chatbot_reachable(settings.chatbot_url):
         print(f"error: {SERVICE_NAME}: {problem}", file=sys.stderr)
         return 1
-    start_telemetry(SERVICE_NAME, args.otlp_endpoint)
+    # No log export here: the terminal belongs to the progress bar, and client logs add nothing.
+    start_telemetry(SERVICE_NAME, args.otlp_endpoint, logs=False)
     try:
         report = asyncio.run(_main_async(settings, not args.no_progress, console))
     finally:
