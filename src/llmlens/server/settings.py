@@ -20,8 +20,9 @@ class SettingsError(ValueError):
     """A setting has a bad value; the message names the setting and where it came from."""
 
 
-def default_data_dir() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+def default_data_dir(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return str(Path(base) / "llmlens")
 
 
@@ -121,7 +122,7 @@ def load_settings(
         else:
             values[setting.name] = setting.default
     if not values["data_dir"]:
-        values["data_dir"] = default_data_dir()
+        values["data_dir"] = default_data_dir(env)
     settings = ServerSettings(**values)
     _validate(settings)
     return settings

@@ -96,7 +96,7 @@ def decode_request(signal: Signal, body: bytes, kind: Literal["protobuf", "json"
             raise PayloadError(f"body is not a valid OTLP {signal} protobuf message: {exc}") from exc
         return message
     try:
-        document = json.loads(body)
+        document = json.loads(body.decode("utf-8"))  # OTLP/JSON is UTF-8; json.loads would guess UTF-16 too
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not valid UTF-8: {exc}") from exc
     except RecursionError as exc:
