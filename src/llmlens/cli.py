@@ -100,7 +100,8 @@ def _serve(args: argparse.Namespace) -> int:
     from llmlens.server.store import Store, StoreError, open_backend
 
     try:
-        backend = open_backend(data_dir=settings.data_dir, clickhouse_url=settings.clickhouse_url)
+        backend = open_backend(data_dir=settings.data_dir, clickhouse_url=settings.clickhouse_url,
+                               query_timeout_s=settings.query_timeout_s)
         store = Store(backend, ttl_days=settings.retention_days, max_pending_rows=settings.max_pending_rows)
     except StoreError as exc:
         return _fail(str(exc))

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmlens.server.query.errors import BadParameter
 from llmlens.server.query.window import WindowError
-from llmlens.server.store import Overloaded, StoreError
+from llmlens.server.store import Overloaded, QueryTimeout, StoreError
 
 log = logging.getLogger("llmlens.api")
 
@@ -47,6 +47,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
         return error_response(429, "overloaded", str(exc), headers={"Retry-After": str(int(exc.retry_after) or 1)})
+
+    @app.exception_handler(QueryTimeout)
+    async def _timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
+        return error_response(504, "query_timeout", f"{exc}; narrow the time range or filters")
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:

@@ -68,7 +68,8 @@ class Store:
         self.backend.close()
 
 
-def open_backend(*, data_dir: str | None = None, clickhouse_url: str | None = None) -> Backend:
+def open_backend(*, data_dir: str | None = None, clickhouse_url: str | None = None,
+                 query_timeout_s: float = 30.0) -> Backend:
     if clickhouse_url:
         from llmlens.server.store.clickhouse_backend import ClickHouseBackend
 
@@ -77,4 +78,4 @@ def open_backend(*, data_dir: str | None = None, clickhouse_url: str | None = No
 
     if not data_dir:
         raise ValueError("a data directory is needed for the embedded store")
-    return ChdbBackend(data_dir)
+    return ChdbBackend(data_dir, query_timeout_s)

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 
 from llmlens.server.store.backend import insert_settings
-from llmlens.server.store.errors import StoreError, StoreLocked
+from llmlens.server.store.errors import QueryTimeout, StoreError, StoreLocked
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -26,12 +26,13 @@ _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 class ChdbBackend:
     name = "chdb"
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, query_timeout_s: float = 30.0) -> None:
         import chdb  # imported here: the SDK tier never pays for the engine
 
         self._chdb = chdb
         self.path = Path(data_dir).expanduser().resolve()
         self.path.mkdir(parents=True, exist_ok=True)
+        self._timeout = float(query_timeout_s)
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
@@ -49,6 +50,8 @@ class ChdbBackend:
                         "stop it, or pass a different --data-dir"
                     ) from exc
                 raise StoreError(f"cannot open the chDB store at {self.path}: {exc}") from exc
+            # A time limit per connection: one runaway query must not hold a reader forever.
+            conn.query(f"SET max_execution_time = {self._timeout:g}", "CSV")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -91,7 +94,10 @@ class ChdbBackend:
                 return conn.query(sql, fmt, params={k: _param(v) for k, v in params.items()})
             return conn.query(sql, fmt)
         except Exception as exc:
-            raise StoreError(str(exc).split("\n", 1)[0][:2000]) from exc
+            message = str(exc).split("\n", 1)[0][:2000]
+            if "TIMEOUT_EXCEEDED" in message:
+                raise QueryTimeout(f"the query ran past its {self._timeout:g} s limit") from exc
+            raise StoreError(message) from exc
 
 
 def _param(value: Any) -> Any:
