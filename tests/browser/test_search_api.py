@@ -70,6 +70,8 @@ def test_intrinsics_status_kind_duration(seeded_server) -> None:
         seeded, lambda t: t.duration_ms > threshold + 0.5)
     assert found(server, "{ duration > 1h }") == set()
     assert found(server, "{ ttft > 1ms && ttft < 1s }") == traces(seeded, lambda t: not t.error)
+    assert found(server, '{ errorType = "RateLimitError" }') == traces(seeded, lambda t: t.error)
+    assert found(server, '{ model = "acme-llm-1" }') == traces(seeded, lambda t: t.model == "acme-llm-1")
 
 
 def test_spansets_combine_per_trace(seeded_server) -> None:

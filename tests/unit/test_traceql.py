@@ -89,6 +89,8 @@ def test_ttft_accepts_durations_and_seconds() -> None:
 def test_llm_intrinsics() -> None:
     assert sql_with_values("{ cost > 0.01 }").endswith(" AND l.CostUsd > 0.01)")
     assert sql_with_values('{ department = "cx" }') == "(l.Department != '' AND l.Department = 'cx')"
+    assert sql_with_values('{ errorType = "RateLimitError" }') == (
+        "(l.ErrorType != '' AND l.ErrorType = 'RateLimitError')")
 
 
 def test_queries_without_llm_fields_do_not_join_llm_calls() -> None:

@@ -17,19 +17,20 @@ _LLM_JOIN = """
 LEFT JOIN (
     SELECT TraceId, SpanId, Operation, Provider, RequestModel, ResponseModel, InputTokens,
            OutputTokens, CachedInputTokens, ReasoningTokens, CostUsd, Streaming, TtftMs,
-           FinishReasons, App, Department, UserId, SessionId
+           FinishReasons, ErrorType, App, Department, UserId, SessionId
     FROM llm_calls
     WHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}
 ) AS l ON l.TraceId = s.TraceId AND l.SpanId = s.SpanId"""
 
-# Matching traces first (newest matching span first), then their summaries from trace_index.
+# Matching traces first (newest matching span first), then their summaries from trace_index,
+# computed as GET /api/v1/traces computes them so both lists agree.
 _SEARCH_SQL = """
 SELECT
     TraceId AS trace_id,
-    if(max(RootService) != '', max(RootService), arrayElement(groupUniqArrayArray(Services), 1)) AS root_service,
+    max(RootService) AS root_service,
     max(RootName) AS root_name,
     formatDateTime(min(Start), '%Y-%m-%dT%H:%i:%S.%fZ') AS start_time,
-    dateDiff('microsecond', min(Start), max(End)) / 1000 AS duration_ms,
+    dateDiff('nanosecond', min(Start), max(End)) / 1e6 AS duration_ms,
     sum(SpanCount) AS span_count,
     sum(ErrorCount) > 0 AS error,
     sum(LlmCalls) AS llm_calls,
@@ -47,7 +48,7 @@ WHERE Day >= toDate({start:DateTime64(9)}) - 1 AND Day <= toDate({end:DateTime64
     LIMIT {limit:UInt32}
   )
 GROUP BY TraceId
-ORDER BY min(Start) DESC
+ORDER BY min(Start) DESC, TraceId DESC
 """
 
 

@@ -127,6 +127,7 @@ _LLM_INTRINSICS: dict[str, Field] = {
     "department": _text("Department"),
     "user": _text("UserId"),
     "session": _text("SessionId"),
+    "errorType": _text("ErrorType"),
     "model": Field(_MODEL_SQL, "string", f"{_MODEL_SQL} != ''", True),
 }
 _SPAN_INTRINSICS: dict[str, Field] = {

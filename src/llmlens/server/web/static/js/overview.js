@@ -105,7 +105,7 @@ function renderTables(data) {
   if (!data.top_errors.length) clear($('#top-errors'), h('p', { class: 'muted' }, 'No failed requests in this range.'));
   else clear($('#top-errors'), table([
     { key: 'error_type', label: 'Error type', render: (r) => h('a', {
-      href: `/traces?q=${encodeURIComponent('{ status = error }')}` }, r.error_type) },
+      href: `/traces?q=${encodeURIComponent(r.error_type === 'unknown' ? '{ status = error }' : `{ errorType = ${JSON.stringify(r.error_type)} }`)}` }, r.error_type) },
     { key: 'requests', label: 'Requests', num: true, render: (r) => f.int(r.requests) },
     { key: 'last_seen', label: 'Last seen', render: (r) => f.time(r.last_seen) },
   ], data.top_errors, { caption: 'Top error types', testid: 'top-errors-table' }));
