@@ -269,3 +269,30 @@ def test_waterfall_works_from_the_keyboard(page, seeded_server) -> None:
     page.keyboard.press("Enter")
     assert page.locator(f"#waterfall .row[data-span-id='{focused}']").get_attribute("aria-pressed") == "true"
     assert parse_qs(urlparse(page.url).query)["span"] == [focused]
+
+
+def test_custom_time_range_and_auto_refresh(page, seeded_server) -> None:
+    server, seeded = seeded_server
+    open_page(page, server, "/")
+    page.select_option("#range", "custom")
+    assert page.locator("#range-from").is_visible()
+    # Only the first half of the seeded half hour: a window the presets cannot express.
+    first = min(t.start_ns for t in seeded.turns) / 1e9
+    page.evaluate("""([from, to]) => {
+        const local = (s) => { const d = new Date(s * 1000); d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
+                               return d.toISOString().slice(0, 16); };
+        document.querySelector('#range-from').value = local(from);
+        document.querySelector('#range-to').value = local(to);
+    }""", [first - 60, first + 15 * 60])
+    after_render(page, lambda: page.click(".custom-range button"))
+    query = parse_qs(urlparse(page.url).query)
+    assert query["range"] == ["custom"]
+    expected = api(server, "/api/v1/overview", start=query["start"][0], end=query["end"][0])["totals"]
+    assert 0 < expected["requests"] < seeded.llm_calls
+    assert tile(page, "successes")[0] == expected["successes"]
+    assert tile(page, "errors")[0] == expected["errors"]
+
+    page.select_option("#auto-refresh", "10s")
+    assert parse_qs(urlparse(page.url).query)["refresh"] == ["10s"]
+    renders = int(page.evaluate("document.body.dataset.renders"))
+    page.wait_for_function(f"Number(document.body.dataset.renders) > {renders}", timeout=25_000)
