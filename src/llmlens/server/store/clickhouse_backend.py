@@ -13,6 +13,7 @@ share urllib3's connection pool, which is thread-safe.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -90,14 +91,17 @@ class ClickHouseTarget:
 class ClickHouseBackend:
     name = "clickhouse"
 
-    def __init__(self, url: str, *, connect_timeout: int = 10, send_receive_timeout: int = 300) -> None:
+    def __init__(self, url: str, *, query_timeout_s: float = 30.0, connect_timeout: int = 10) -> None:
         try:
             import clickhouse_connect  # imported here: only the server tier installs it
         except ImportError as exc:
             raise StoreError("the ClickHouse backend needs clickhouse-connect: pip install 'llmlens[server]'") from exc
         self._connect = clickhouse_connect.get_client
         self.target = ClickHouseTarget.parse(url)
-        self._timeouts = {"connect_timeout": connect_timeout, "send_receive_timeout": send_receive_timeout}
+        self._query_timeout = float(query_timeout_s)
+        # The HTTP read timeout outlasts the server's own limit, so the server's clear error arrives.
+        self._timeouts = {"connect_timeout": connect_timeout,
+                          "send_receive_timeout": max(300, math.ceil(self._query_timeout) + 30)}
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
@@ -108,12 +112,15 @@ class ClickHouseBackend:
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         client = self._client()
-        self._call(lambda: client.command(sql, parameters=_params(params), settings=self._settings))
+        settings = {**self._settings, "max_execution_time": self._query_timeout}
+        self._call(lambda: client.command(sql, parameters=_params(params), settings=settings))
 
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         client = self._client()
+        # One runaway query must not hold a reader forever (the chDB backend sets the same limit).
+        settings = {**self._settings, "max_execution_time": self._query_timeout}
         data = self._call(lambda: client.raw_query(sql, parameters=_params(params), fmt="JSONEachRow",
-                                                   settings=self._settings))
+                                                   settings=settings))
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     def insert(self, table: str, data: pa.Table, dedup_token: str) -> None:
@@ -198,7 +205,7 @@ class ClickHouseBackend:
         if code == _AUTHENTICATION_FAILED:
             return StoreError(f"ClickHouse at {where} refused user {self.target.username!r}: {text}")
         if code == _TIMEOUT_EXCEEDED:
-            return QueryTimeout(f"ClickHouse at {where}: {text}")
+            return QueryTimeout(f"the query ran past its {self._query_timeout:g} s limit")
         if code == _UNKNOWN_DATABASE:
             return StoreError(f"ClickHouse at {where}: {text}")
         if isinstance(exc, OperationalError) and code is None:
