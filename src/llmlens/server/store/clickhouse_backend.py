@@ -13,10 +13,11 @@ share urllib3's connection pool, which is thread-safe.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -105,8 +106,9 @@ class ClickHouseBackend:
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
-        self._create_database()
-        self._client()  # connect now, so a wrong URL or password fails at start-up
+        with _quiet_driver_logs():
+            self._create_database()
+            self._client()  # connect now, so a wrong URL or password fails at start-up
 
     # --- the Backend protocol ----------------------------------------------------------------
 
@@ -213,6 +215,21 @@ class ClickHouseBackend:
         if isinstance(exc, DatabaseError):
             return StoreError(f"ClickHouse at {where}: {text}")
         return StoreError(f"ClickHouse at {where}: {type(exc).__name__}: {text}")
+
+
+@contextlib.contextmanager
+def _quiet_driver_logs() -> Iterator[None]:
+    """At start-up a failed connection becomes our one-line error; urllib3's and the driver's
+    warnings about the same failure would only bury it."""
+    loggers = [logging.getLogger(name) for name in ("urllib3.connectionpool", "clickhouse_connect")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
