@@ -94,9 +94,8 @@ def _serve(args: argparse.Namespace) -> int:
             return _fail(f"cannot listen on {settings.host}:{port} ({name}): the port is in use; "
                          f"pick another with --{name.replace('_', '-')}")
 
-    import uvicorn
-
     from llmlens.server.app import create_app
+    from llmlens.server.run import run_server
     from llmlens.server.store import Store, StoreError, open_backend
 
     try:
@@ -113,8 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  OTLP/HTTP    http://{host}:{settings.http_port}/v1/traces (logs, metrics)", flush=True)
     if settings.grpc_port:
         print(f"  OTLP/gRPC    {host}:{settings.grpc_port}", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.http_port, loop="asyncio", log_level=settings.log_level,
-                access_log=settings.log_level == "debug", timeout_graceful_shutdown=30, server_header=False)
+    run_server(app, settings)
     return 0
 
 

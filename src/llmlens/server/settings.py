@@ -97,7 +97,8 @@ class ServerSettings:
             shown[f.name] = "***" if value and _BY_NAME[f.name].secret else value
         if self.clickhouse_url and "@" in self.clickhouse_url:
             scheme, rest = self.clickhouse_url.split("://", 1) if "://" in self.clickhouse_url else ("", self.clickhouse_url)
-            shown["clickhouse_url"] = f"{scheme}://***@{rest.split('@', 1)[1]}" if scheme else "***@" + rest.split("@", 1)[1]
+            host = rest.rsplit("@", 1)[1]  # rsplit: a password may itself contain '@'
+            shown["clickhouse_url"] = f"{scheme}://***@{host}" if scheme else f"***@{host}"
         return shown
 
 

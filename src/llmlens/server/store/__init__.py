@@ -73,7 +73,7 @@ def open_backend(*, data_dir: str | None = None, clickhouse_url: str | None = No
     if clickhouse_url:
         from llmlens.server.store.clickhouse_backend import ClickHouseBackend
 
-        return ClickHouseBackend(clickhouse_url)
+        return ClickHouseBackend(clickhouse_url, query_timeout_s=query_timeout_s)
     from llmlens.server.store.chdb_backend import ChdbBackend
 
     if not data_dir:

@@ -11,6 +11,7 @@ from importlib import resources
 
 from llmlens.server.store.backend import Backend
 
+MAX_TTL_DAYS = 3650
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -26,8 +27,9 @@ def migrations() -> list[tuple[int, str, str]]:
 
 def statements(sql: str, ttl_days: int) -> list[str]:
     """Split a migration into statements (each ends with ';' at a line end), comments removed."""
-    if not isinstance(ttl_days, int) or ttl_days < 1:
-        raise ValueError("ttl_days must be a positive integer")
+    # DateTime runs out in 2106: a longer TTL would wrap around and drop every insert.
+    if not isinstance(ttl_days, int) or not 1 <= ttl_days <= MAX_TTL_DAYS:
+        raise ValueError(f"ttl_days must be an integer from 1 to {MAX_TTL_DAYS}")
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
     text = "\n".join(lines).replace("{ttl_days}", str(ttl_days))
     return [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
@@ -63,6 +65,7 @@ def apply_retention(backend: Backend, ttl_days: int) -> None:
 
     Only tables whose TTL differs are altered: MODIFY TTL re-checks every part of a table.
     """
+    statements("", ttl_days)  # validates the number
     rows = backend.fetch("SELECT name, create_table_query AS ddl FROM system.tables WHERE database = currentDatabase()")
     ddl = {row["name"]: row["ddl"] for row in rows}
     wanted = f"toIntervalDay({int(ttl_days)})"
