@@ -218,9 +218,6 @@ def test_sigterm_during_a_stream_keeps_every_acknowledged_span(sigterm_run: Sigt
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="bug: `llmlens serve` dies of SIGTERM (exit -15) instead of exiting 0: "
-                                       "uvicorn >= 0.29 re-raises the captured signal after its graceful shutdown "
-                                       "(Server.capture_signals); cli._serve must handle that")
 def test_sigterm_during_a_stream_exits_0(sigterm_run: SigtermRun) -> None:
     """SIGTERM while exports stream in: the server exits with status 0 after finishing."""
     assert sigterm_run.exit_code == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from llmlens.server.query.errors import BadParameter
@@ -37,6 +38,9 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         if not (isinstance(start, str) and isinstance(trace_id, str) and len(trace_id) == 32):
             raise ValueError
         int(trace_id, 16)
+        datetime.strptime(start[:19], "%Y-%m-%d %H:%M:%S")
+        if not start[20:].isdigit() and start[19:]:
+            raise ValueError
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadParameter("cursor", "cursor is not one this server issued") from exc
     return start, trace_id
@@ -219,8 +223,6 @@ def _span(row: dict[str, Any], llm: dict[str, Any] | None) -> dict[str, Any]:
 
 def sql_time_ns(ns: int) -> str:
     """Nanoseconds since the epoch -> ClickHouse's text form, keeping all nine digits."""
-    from datetime import UTC, datetime
-
     seconds, rest = divmod(ns, _NS)
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{rest:09d}"
 

@@ -12,6 +12,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 STEPS_SECONDS = (10, 30, 60, 300, 900, 1800, 3600, 10800, 21600, 43200, 86400)
 MAX_BUCKETS = 120
 MAX_WINDOW = timedelta(days=400)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class WindowError(ValueError):
@@ -59,8 +61,8 @@ def parse_window(start: str | None, end: str | None, default: str = "-1h",
                  now: datetime | None = None) -> Window:
     """``start``/``end`` as RFC 3339 or relative (``-15m``, ``-24h``, ``now``); UTC."""
     now = now or datetime.now(UTC)
-    end_t = parse_time(end, now, "end") if end else now
     start_t = parse_time(start or default, now, "start")
+    end_t = parse_time(end, now, "end") if end else now
     if start_t >= end_t:
         raise WindowError("start", "start must be before end")
     if end_t - start_t > MAX_WINDOW:
@@ -73,12 +75,20 @@ def parse_time(text: str, now: datetime, parameter: str) -> datetime:
     if text == "now":
         return now
     if _RELATIVE.match(text):
-        return now - timedelta(seconds=parse_duration_seconds(text.lstrip("-"), parameter))
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise WindowError(parameter, f"{parameter}: expected RFC 3339 time or relative like -1h, got {text!r}") from None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        try:
+            value = now - timedelta(seconds=parse_duration_seconds(text.lstrip("-"), parameter))
+        except OverflowError:
+            raise WindowError(parameter, f"{parameter}: {text[:40]!r} reaches too far back") from None
+    else:
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise WindowError(parameter, f"{parameter}: expected RFC 3339 time or relative like -1h, got {text[:60]!r}") from None
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    # ClickHouse's DateTime64(9) covers 1900-2262; keep to what data can have.
+    if not EARLIEST <= value <= LATEST:
+        raise WindowError(parameter, f"{parameter}: {text[:40]!r} is outside {EARLIEST.year}-{LATEST.year}")
+    return value
 
 
 def parse_duration_seconds(text: str, parameter: str) -> int:

@@ -9,60 +9,52 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any
 
 import grpc
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from llmlens.server.receive.decode import PayloadError
 from llmlens.server.receive.pipeline import Ingestor
 from llmlens.server.store import Overloaded, StoreError
 
 log = logging.getLogger("llmlens.receive.grpc")
 
 
-async def _export(ingestor: Ingestor, signal: str, request: Any, context: Any, response: Any, field: str) -> Any:
-    try:
-        # Re-serialising is a C-level copy; it lets gRPC share the HTTP path's worker processes.
-        batch = await ingestor.build(signal, request.SerializeToString(), "protobuf")
-        result = await ingestor.commit(batch)
-    except Overloaded as exc:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-    except StoreError as exc:
-        log.error("store failed while ingesting %s: %s", signal, exc)
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "the store could not commit this batch; retry later")
-    if result.rejected or result.message:
-        setattr(response.partial_success, field, result.rejected)
-        response.partial_success.error_message = result.message
-    return response
+_SERVICES = {
+    # service name: (signal, response type, partial-success field)
+    "opentelemetry.proto.collector.trace.v1.TraceService":
+        ("traces", trace_service_pb2.ExportTraceServiceResponse, "rejected_spans"),
+    "opentelemetry.proto.collector.logs.v1.LogsService":
+        ("logs", logs_service_pb2.ExportLogsServiceResponse, "rejected_log_records"),
+    "opentelemetry.proto.collector.metrics.v1.MetricsService":
+        ("metrics", metrics_service_pb2.ExportMetricsServiceResponse, "rejected_data_points"),
+}
 
 
-class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, ingestor: Ingestor) -> None:
-        self.ingestor = ingestor
+def _export_handler(ingestor: Ingestor, signal: str, response_type: type, field: str):
+    async def export(body: bytes, context: grpc.aio.ServicerContext):
+        # The request arrives as raw bytes (no grpc-side deserializer): we decode it ourselves,
+        # in the same worker processes as OTLP/HTTP, and bad bytes become INVALID_ARGUMENT.
+        try:
+            batch = await ingestor.build(signal, body, "protobuf")
+            result = await ingestor.commit(batch)
+        except PayloadError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Overloaded as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except StoreError as exc:
+            log.error("store failed while ingesting %s: %s", signal, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store could not commit this batch; retry later")
+        response = response_type()
+        if result.rejected or result.message:
+            setattr(response.partial_success, field, result.rejected)
+            response.partial_success.error_message = result.message
+        return response
 
-    async def Export(self, request, context):  # noqa: N802 -- name fixed by the OTLP service
-        return await _export(self.ingestor, "traces", request, context,
-                             trace_service_pb2.ExportTraceServiceResponse(), "rejected_spans")
-
-
-class LogsService(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, ingestor: Ingestor) -> None:
-        self.ingestor = ingestor
-
-    async def Export(self, request, context):  # noqa: N802
-        return await _export(self.ingestor, "logs", request, context,
-                             logs_service_pb2.ExportLogsServiceResponse(), "rejected_log_records")
-
-
-class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, ingestor: Ingestor) -> None:
-        self.ingestor = ingestor
-
-    async def Export(self, request, context):  # noqa: N802
-        return await _export(self.ingestor, "metrics", request, context,
-                             metrics_service_pb2.ExportMetricsServiceResponse(), "rejected_data_points")
+    return grpc.unary_unary_rpc_method_handler(export, request_deserializer=None,
+                                               response_serializer=response_type.SerializeToString)
 
 
 class _ApiKeyInterceptor(grpc.aio.ServerInterceptor):
@@ -93,9 +85,10 @@ async def start_grpc_server(ingestor: Ingestor, host: str, port: int, max_messag
             ("grpc.so_reuseport", 0),
         ],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(ingestor), server)
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(LogsService(ingestor), server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsService(ingestor), server)
+    server.add_generic_rpc_handlers([
+        grpc.method_handlers_generic_handler(service, {"Export": _export_handler(ingestor, *spec)})
+        for service, spec in _SERVICES.items()
+    ])
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)
