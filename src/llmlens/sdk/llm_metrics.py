@@ -1,15 +1,13 @@
-"""One call records an LLM operation into both metric pipelines (Prometheus and OTLP)."""
+"""One call records an LLM operation for both metric views (Prometheus and OTLP)."""
 
 from __future__ import annotations
 
-from llmlens.sdk.otel_metrics import OtelLlmMetrics
-from llmlens.sdk.prom_metrics import PromLlmMetrics
+from llmlens.sdk.aggregates import Aggregates
 
 
 class LlmMetrics:
-    def __init__(self, prom: PromLlmMetrics | None, otel: OtelLlmMetrics | None) -> None:
-        self.prom = prom
-        self.otel = otel
+    def __init__(self, agg: Aggregates) -> None:
+        self._agg = agg
 
     def record(
         self,
@@ -29,16 +27,8 @@ class LlmMetrics:
         cost: float | None,
         ttft_s: float | None,
     ) -> None:
-        # Prometheus keys series on the requested model: the one label every call (failed ones too) has.
-        if self.prom is not None:
-            self.prom.record(request_model or response_model, app, department, duration_s, input_tokens,
-                             output_tokens, cost, error_type, ttft_s)
-        if self.otel is not None:
-            key = (operation, provider, request_model, response_model, host, port, error_type, app, department)
-            self.otel.record(key, duration_s, input_tokens, output_tokens, cost, ttft_s)
+        key = (operation, provider, request_model, response_model, host, port, error_type, app, department)
+        self._agg.record(key, duration_s, input_tokens, output_tokens, cost, ttft_s)
 
     def record_score(self, name: str, value: float, app: str) -> None:
-        if self.prom is not None:
-            self.prom.record_score(app, name, value)
-        if self.otel is not None:
-            self.otel.record_score(name, value, app)
+        self._agg.record_score(app, name, value)

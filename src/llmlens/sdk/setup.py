@@ -8,14 +8,15 @@ while one is active is ignored; after shutdown() init() may run again (tests rel
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import metrics as otel_metrics_api
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,10 +24,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from llmlens import __version__, semconv
 from llmlens.sdk import runtime
+from llmlens.sdk.aggregates import aggregates
 from llmlens.sdk.config import SdkConfig, resolve_config
 from llmlens.sdk.llm_metrics import LlmMetrics
 from llmlens.sdk.processors import ContextAttributesProcessor, LlmMetricsProcessor
-from llmlens.sdk.prom_metrics import prom_metrics
+from llmlens.sdk.prom_metrics import register_collector
 from llmlens.sdk.sampling import llm_sampler
 
 log = logging.getLogger("llmlens.sdk")
@@ -41,7 +43,7 @@ class _Installed:
     owns_tracer_provider: bool
     batch_processor: Any = None
     metrics_processor: Any = None
-    meter_provider: Any = None
+    metrics_exporter: Any = None
     logger_provider: Any = None
     instrumentors: list[Any] = field(default_factory=list)
 
@@ -125,29 +127,14 @@ def _prices() -> Any:
         return None
 
 
-def _set_global(kind: str, provider: Any) -> bool:
-    """Make `provider` the OTel global unless the app set its own; True when it is now global."""
-    if kind == "trace":
-        module, current = trace, trace.get_tracer_provider()
-        proxy_type, once_attr, value_attr = trace.ProxyTracerProvider, "_TRACER_PROVIDER_SET_ONCE", "_TRACER_PROVIDER"
-    else:
-        from opentelemetry.metrics import _internal as module  # type: ignore[no-redef]
-
-        current = otel_metrics_api.get_meter_provider()
-        proxy_type = module._ProxyMeterProvider
-        once_attr, value_attr = "_METER_PROVIDER_SET_ONCE", "_METER_PROVIDER"
-    if current is _our_globals.get(kind):
+def _set_global_tracer_provider(provider: Any) -> None:
+    """Make `provider` the OTel global (the caller checked the app has not set its own)."""
+    if trace.get_tracer_provider() is _our_globals.get("trace"):
         # Our own provider from an earlier init(): OTel allows one set per process, so re-arm it.
-        getattr(module, once_attr)._done = False
-        setattr(module, value_attr, None)
-    elif not isinstance(current, proxy_type):
-        return False
-    if kind == "trace":
-        trace.set_tracer_provider(provider)
-    else:
-        otel_metrics_api.set_meter_provider(provider)
-    _our_globals[kind] = provider
-    return True
+        trace._TRACER_PROVIDER_SET_ONCE._done = False  # type: ignore[attr-defined]
+        trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+    trace.set_tracer_provider(provider)
+    _our_globals["trace"] = provider
 
 
 def _build(config: SdkConfig) -> _Installed:
@@ -159,25 +146,20 @@ def _build(config: SdkConfig) -> _Installed:
         provider, owns = TracerProvider(resource=resource, sampler=llm_sampler(config.sample_ratio)), True
     installed = _Installed(tracer_provider=provider, owns_tracer_provider=owns)
 
-    otel_llm_metrics = None
+    agg = aggregates()
+    register_collector()
     if config.export_metrics:
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
         from llmlens.sdk.exporters import metric_exporter
-        from llmlens.sdk.otel_metrics import OtelLlmMetrics
+        from llmlens.sdk.otel_metrics import OtlpMetricsExporter
 
-        reader = PeriodicExportingMetricReader(metric_exporter(config),
-                                               export_interval_millis=config.metrics_export_interval_ms)
-        installed.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
-        _set_global("metrics", installed.meter_provider)
-        otel_llm_metrics = OtelLlmMetrics(installed.meter_provider.get_meter(runtime.SCOPE, __version__))
+        installed.metrics_exporter = OtlpMetricsExporter(agg, metric_exporter(config), resource,
+                                                         config.metrics_export_interval_ms)
 
     redactor = _redactor(config)
     rt = runtime.Runtime(
         config=config,
         tracer=provider.get_tracer(runtime.SCOPE, __version__),
-        metrics=LlmMetrics(prom_metrics(), otel_llm_metrics),
+        metrics=LlmMetrics(agg),
         prices=_prices(),
         redactor=redactor,
     )
@@ -194,40 +176,77 @@ def _build(config: SdkConfig) -> _Installed:
         installed.batch_processor = BatchSpanProcessor(exporter)
         provider.add_span_processor(installed.batch_processor)
     if owns:
-        _set_global("trace", provider)
+        _set_global_tracer_provider(provider)
 
     if config.instrument_openai:
         from llmlens.sdk.openai_instrumentation import instrument_openai
 
         instrument_openai()
     if config.instrument_http:
+        rt.http_instrumented = True
         installed.instrumentors = _instrument_http(provider)
-        rt.http_instrumented = bool(installed.instrumentors)
     runtime.active = rt
     return installed
 
 
+# Module whose import triggers an instrumentation -> (instrumentation module, instrumentor class).
+HTTP_INSTRUMENTATIONS = {
+    "httpx": ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
+    "requests": ("opentelemetry.instrumentation.requests", "RequestsInstrumentor"),
+    "fastapi": ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor"),
+}
+_hooks_registered = False
+
+
 def _instrument_http(provider: Any) -> list[Any]:
-    """W3C trace context + baggage over httpx, requests and FastAPI, where those instrumentations exist."""
-    done = []
-    for module, name in (
-        ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
-        ("opentelemetry.instrumentation.requests", "RequestsInstrumentor"),
-        ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor"),
-    ):
-        try:
-            instrumentor = getattr(__import__(module, fromlist=[name]), name)()
-        except ImportError:
-            continue
-        if instrumentor.is_instrumented_by_opentelemetry:
-            continue  # the app instrumented it itself
-        try:
-            instrumentor.instrument(tracer_provider=provider)
-        except Exception as exc:  # noqa: BLE001 - e.g. the instrumented library is not installed
-            log.debug("llmlens: %s not instrumented: %r", name, exc)
-            continue
-        done.append(instrumentor)
+    """W3C trace context + baggage over httpx, requests and FastAPI, where those instrumentations exist.
+
+    Each is applied when its library is imported (now, if it already is): init() does not pay
+    for importing FastAPI into an app that never uses it.
+    """
+    global _hooks_registered
+    done: list[Any] = []
+
+    def hook_for(library: str) -> Any:
+        def hook(_module: Any) -> None:
+            with _lock:
+                if _installed is None or runtime.active is None or not runtime.active.config.instrument_http:
+                    return
+                instrumentor = _instrument_one(library, _installed.tracer_provider)
+                if instrumentor is not None:
+                    _installed.instrumentors.append(instrumentor)
+
+        return hook
+
+    for library in HTTP_INSTRUMENTATIONS:
+        if library in sys.modules:
+            instrumentor = _instrument_one(library, provider)
+            if instrumentor is not None:
+                done.append(instrumentor)
+    if not _hooks_registered:
+        import wrapt
+
+        for library in HTTP_INSTRUMENTATIONS:
+            if library not in sys.modules:
+                wrapt.register_post_import_hook(hook_for(library), library)
+        _hooks_registered = True
     return done
+
+
+def _instrument_one(library: str, provider: Any) -> Any:
+    module, name = HTTP_INSTRUMENTATIONS[library]
+    try:
+        instrumentor = getattr(importlib.import_module(module), name)()
+    except ImportError:
+        return None
+    if instrumentor.is_instrumented_by_opentelemetry:
+        return None  # the app instrumented it itself
+    try:
+        instrumentor.instrument(tracer_provider=provider)
+    except Exception as exc:  # noqa: BLE001 - e.g. an unsupported version of the library
+        log.debug("llmlens: %s not instrumented: %r", name, exc)
+        return None
+    return instrumentor
 
 
 def set_logger_provider(provider: Any) -> None:
@@ -260,8 +279,8 @@ def shutdown(timeout_ms: int = SHUTDOWN_TIMEOUT_MS) -> None:
             from llmlens.sdk.logs import detach_otlp_handler
 
             detach_otlp_handler()
-        if installed.meter_provider is not None:
-            _quietly(lambda: installed.meter_provider.shutdown(timeout_millis=timeout_ms))
+        if installed.metrics_exporter is not None:
+            _quietly(installed.metrics_exporter.shutdown)
 
 
 def _quietly(fn: Any) -> None:

@@ -1,0 +1,334 @@
+"""Overhead of llmlens's SDK on real openai calls, next to peer instrumentations.
+
+    python benchmarks/sdk_overhead.py [--calls 400] [--repeats 3] [--rows baseline,llmlens,openai-v2,...]
+
+The real `openai` client calls the demo's mock LLM (a separate process, answering at once:
+ttft 0, 0 ms/token) N times in a row, non-streaming ("chat") and streaming with
+`stream_options.include_usage` ("stream"). Each (row, mode) runs in a fresh process; the
+rows are repeated with their order rotated, and each figure is the median over repeats,
+minus the uninstrumented baseline of the same repeats. Per call:
+
+  wall    wall time of the N calls / N (the caller's view; export runs on other threads)
+  cpu     process CPU time, all threads, from the first call to the end of the final flush / N
+          (so span encoding and export count)
+  p50     median single-call latency
+  chunk   time per streamed chunk after the first (stream mode)
+  rss     peak resident memory of the process
+  init    import openai + import and set up the instrumentation
+  bytes   OTLP bytes received by a local sink (the benchmark's own tiny HTTP server) / N
+
+Peers (installed separately, never a dependency of llmlens):
+  openai-v2      opentelemetry-instrumentation-openai-v2==2.4b0 + opentelemetry-util-genai==0.4b0
+  langfuse       langfuse (v3+ OTel-based), its drop-in openai client
+  openinference  openinference-instrumentation-openai
+  openllmetry    traceloop-sdk
+  openlit        openlit
+A row whose library is not installed is reported as such and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ROWS = ("baseline", "llmlens", "openai-v2", "langfuse", "openinference", "openllmetry", "openlit")
+MODES = ("chat", "stream")
+MESSAGES = [{"role": "system", "content": "You are a helpful support assistant."},
+            {"role": "user", "content": "How do I get a refund for a duplicate charge on my invoice?"}]
+REQUIRED_MODULE = {"llmlens": "llmlens.sdk", "openai-v2": "opentelemetry.instrumentation.openai_v2",
+                   "langfuse": "langfuse", "openinference": "openinference.instrumentation.openai",
+                   "openllmetry": "traceloop.sdk", "openlit": "openlit"}
+
+
+# --- The OTLP sink (parent process) ------------------------------------------------------------
+
+class Sink:
+    """Accepts any POST with 200 and counts body bytes: stands in for a collector."""
+
+    def __init__(self) -> None:
+        sink = self
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                n = int(self.headers.get("content-length") or 0)
+                self.rfile.read(n)
+                with sink.lock:
+                    sink.bytes += n
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802
+                body = b"{}"
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self) -> int:
+        with self.lock:
+            n, self.bytes = self.bytes, 0
+        return n
+
+
+# --- Instrumentation setups (child process) ----------------------------------------------------
+
+def _otel_sdk(sink: str, service: str) -> tuple[Any, Any]:
+    from opentelemetry import metrics, trace
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    res = Resource.create({"service.name": service})
+    tp = TracerProvider(resource=res)
+    tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{sink}/v1/traces")))
+    trace.set_tracer_provider(tp)
+    mp = MeterProvider(resource=res, metric_readers=[PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{sink}/v1/metrics"), export_interval_millis=60_000)])
+    metrics.set_meter_provider(mp)
+    return tp, mp
+
+
+def setup_row(row: str, sink: str) -> tuple[Any, Any]:
+    """Instrument this process as `row` does by default; returns (OpenAI client class, flush)."""
+    import openai
+
+    if row == "baseline":
+        return openai.OpenAI, lambda: None
+    if row == "llmlens":
+        import llmlens
+
+        llmlens.init(service_name="bench", app="bench", department="bench", endpoint=sink)
+        return openai.OpenAI, llmlens.shutdown
+    if row == "openai-v2":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        tp, mp = _otel_sdk(sink, "bench")
+        OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+        return openai.OpenAI, lambda: (tp.shutdown(), mp.shutdown())
+    if row == "openinference":
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+
+        tp, mp = _otel_sdk(sink, "bench")
+        OpenAIInstrumentor().instrument(tracer_provider=tp)
+        return openai.OpenAI, lambda: (tp.shutdown(), mp.shutdown())
+    if row == "langfuse":
+        os.environ.update({"LANGFUSE_PUBLIC_KEY": "pk-lf-bench", "LANGFUSE_SECRET_KEY": "sk-lf-bench",
+                           "LANGFUSE_HOST": sink, "LANGFUSE_BASE_URL": sink})
+        from langfuse import get_client
+        from langfuse.openai import OpenAI
+
+        client = get_client()
+        return OpenAI, client.shutdown
+    if row == "openllmetry":
+        from traceloop.sdk import Traceloop
+
+        Traceloop.init(app_name="bench", api_endpoint=sink, disable_batch=False, telemetry_enabled=False)
+        return openai.OpenAI, lambda: Traceloop.get_default_span_processor().force_flush()
+    if row == "openlit":
+        import openlit
+
+        openlit.init(otlp_endpoint=sink, application_name="bench", disable_batch=False)
+        return openai.OpenAI, lambda: None
+    raise SystemExit(f"unknown row {row}")
+
+
+def run_child(row: str, mode: str, calls: int, warmup: int, base_url: str, sink: str) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    client_class, flush = setup_row(row, sink)
+    init_s = time.perf_counter() - t0
+    client = client_class(base_url=base_url, api_key="bench-key", max_retries=0)
+    stream = mode == "stream"
+
+    def one() -> float | None:
+        if not stream:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.2, max_tokens=64)
+            return None
+        first = None
+        n = 0
+        for _chunk in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=64,
+                                                     stream=True, stream_options={"include_usage": True}):
+            if first is None:
+                first = time.perf_counter()
+            n += 1
+        return (time.perf_counter() - first) / max(1, n - 1) if first is not None else None
+
+    for _ in range(warmup):
+        one()
+    latencies, per_chunk = [], []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        started = time.perf_counter()
+        chunk = one()
+        latencies.append(time.perf_counter() - started)
+        if chunk is not None:
+            per_chunk.append(chunk)
+    wall = time.perf_counter() - wall0
+    flush()
+    cpu = time.process_time() - cpu0
+    return {
+        "wall_us": wall / calls * 1e6,
+        "cpu_us": cpu / calls * 1e6,
+        "p50_us": statistics.median(latencies) * 1e6,
+        "chunk_us": statistics.median(per_chunk) * 1e6 if per_chunk else None,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "init_ms": init_s * 1e3,
+    }
+
+
+# --- Orchestration (parent process) --------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_mock() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llmlens.demo.mock_llm", "--host", "127.0.0.1", "--port",
+                             str(port), "--ttft-ms", "0", "--ms-per-token", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("mock LLM did not start")
+
+
+def _installed(row: str) -> bool:
+    module = REQUIRED_MODULE.get(row)
+    if module is None:
+        return True
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _fmt(value: float | None, digits: int = 0, signed: bool = True) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+,.{digits}f}" if signed else f"{value:,.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--calls", type=int, default=400)
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rows", default=",".join(ROWS))
+    p.add_argument("--child", nargs=4, metavar=("ROW", "MODE", "BASE_URL", "SINK"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        row, mode, base_url, sink = args.child
+        print(json.dumps(run_child(row, mode, args.calls, args.warmup, base_url, sink)))
+        return 0
+
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    missing = [r for r in rows if not _installed(r)]
+    rows = [r for r in rows if r not in missing]
+    if "baseline" not in rows:
+        rows.insert(0, "baseline")
+    sink = Sink()
+    mock, base_url = _start_mock()
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    try:
+        for repeat in range(args.repeats):
+            order = rows[repeat % len(rows):] + rows[:repeat % len(rows)]
+            for mode in MODES:
+                for row in order:
+                    sink.take()
+                    out = subprocess.run(
+                        [sys.executable, os.path.abspath(__file__), "--calls", str(args.calls), "--warmup",
+                         str(args.warmup), "--child", row, mode, base_url, sink.url],
+                        capture_output=True, text=True, timeout=600)
+                    if out.returncode != 0:
+                        print(f"! {row}/{mode} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+                        continue
+                    result = json.loads(out.stdout.strip().splitlines()[-1])
+                    result["bytes"] = sink.take() / (args.calls + args.warmup)
+                    results.setdefault((row, mode), []).append(result)
+                    print(f"  repeat {repeat + 1} {mode:6} {row:13} cpu {result['cpu_us']:8.0f} us/call", file=sys.stderr)
+    finally:
+        mock.terminate()
+        mock.wait(timeout=10)
+
+    def med(row: str, mode: str, key: str) -> float | None:
+        values = [r[key] for r in results.get((row, mode), []) if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    def over(row: str, mode: str, key: str) -> float | None:
+        a, b = med(row, mode, key), med("baseline", mode, key)
+        return None if a is None or b is None else a - b
+
+    print(f"\nsdk_overhead: {args.calls} calls x {args.repeats} repeats per row and mode, fresh process each, "
+          f"order rotated; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(f"baseline: chat {_fmt(med('baseline', 'chat', 'wall_us'), signed=False)} us/call wall, "
+          f"{_fmt(med('baseline', 'chat', 'cpu_us'), signed=False)} us/call CPU; stream "
+          f"{_fmt(med('baseline', 'stream', 'wall_us'), signed=False)} us/call wall, "
+          f"{_fmt(med('baseline', 'stream', 'chunk_us'), 1, signed=False)} us/chunk\n")
+    header = ("row", "chat wall", "chat CPU", "chat p50", "stream wall", "stream CPU", "per chunk",
+              "peak RSS", "import+init", "OTLP B/call")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        if row == "baseline":
+            continue
+        cells = [
+            row,
+            _fmt(over(row, "chat", "wall_us")) + " us", _fmt(over(row, "chat", "cpu_us")) + " us",
+            _fmt(over(row, "chat", "p50_us")) + " us", _fmt(over(row, "stream", "wall_us")) + " us",
+            _fmt(over(row, "stream", "cpu_us")) + " us", _fmt(over(row, "stream", "chunk_us"), 2) + " us",
+            _fmt(over(row, "chat", "rss_mb"), 1) + " MB", _fmt(over(row, "chat", "init_ms"), 0) + " ms",
+            _fmt(med(row, "chat", "bytes"), 0, signed=False),
+        ]
+        print("| " + " | ".join(cells) + " |")
+    for row in missing:
+        print(f"| {row} | not installed ({REQUIRED_MODULE[row]}) |")
+    ours = over("llmlens", "chat", "cpu_us")
+    peers = {r: over(r, "chat", "cpu_us") for r in rows if r not in ("baseline", "llmlens")}
+    peers = {r: v for r, v in peers.items() if v is not None}
+    if ours is not None and peers:
+        best = min(peers, key=lambda r: peers[r])
+        print(f"\nllmlens chat CPU overhead {ours:+.0f} us vs best peer {best} {peers[best]:+.0f} us "
+              f"(ratio {ours / peers[best]:.2f}; bar: <= 0.50)")
+    chunk_ours, chunk_v2 = over("llmlens", "stream", "chunk_us"), over("openai-v2", "stream", "chunk_us")
+    if chunk_ours is not None and chunk_v2 is not None:
+        print(f"llmlens per-chunk overhead {chunk_ours:+.2f} us vs openai-v2 {chunk_v2:+.2f} us (bar: <=)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
