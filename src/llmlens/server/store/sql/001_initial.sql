@@ -316,6 +316,7 @@ TTL toDateTime(Timestamp) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
 -- One row per trace (after merges): what the trace list shows, without grouping all spans.
+-- LlmCalls counts model calls (the operations semconv.MODEL_OPERATIONS lists), not tool or retrieval steps.
 -- Spans of one trace arrive in several batches and services, so every column is an aggregate.
 CREATE TABLE IF NOT EXISTS trace_index (
     TraceId String,
@@ -371,7 +372,7 @@ SELECT
     '' AS RootName,
     toDateTime64('2200-01-01 00:00:00', 9) AS RootStart,
     CAST([], 'Array(String)') AS Services,
-    count() AS LlmCalls,
+    countIf(Operation IN ('chat', 'text_completion', 'generate_content', 'embeddings', 'responses', 'rerank')) AS LlmCalls,
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
     sum(CostUsd) AS CostUsd,
