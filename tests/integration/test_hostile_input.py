@@ -407,51 +407,68 @@ def test_grpc_huge_attributes_are_truncated(server: ServerProcess, channel: grpc
 
 # --- overload ------------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_full_write_queue_answers_429_with_retry_after(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """With a 1000-row queue, small exports racing a 1000-span export get 429 + Retry-After, and only
-    acknowledged spans are stored."""
+@pytest.fixture(scope="module")
+def small_queue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server whose write queue holds 1000 rows, so one 1000-span export fills it."""
     server = ServerProcess(tmp_path_factory.mktemp("overload") / "data",
                            extra_args=["--max-pending-rows", "1000"]).start()
-    try:
-        acknowledged, refused = 0, []
-        stop = threading.Event()
+    yield server
+    server.terminate()
 
-        def small_exports() -> None:
-            nonlocal acknowledged
-            with httpx.Client(timeout=30) as client:
-                while not stop.is_set():
-                    answer = post(server.url, "traces", trace_request([make_span("small"), make_span("small")]),
-                                  client=client)
-                    if answer.status_code == 200:
-                        acknowledged += 2
-                    else:
-                        refused.append(answer)
 
-        big_spans = 0
-        for _ in range(20):
-            sender = threading.Thread(target=small_exports)
-            stop.clear()
-            sender.start()
-            time.sleep(0.05)
-            big = [make_span("big", attrs={"pad": "x" * 2000}) for _ in range(1000)]
-            answer = post(server.url, "traces", trace_request(big))
-            stop.set()
-            sender.join()
+def _small_http_exports(server: ServerProcess, stop: threading.Event, acked: list[int], refused: list) -> None:
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            answer = post(server.url, "traces", trace_request([make_span("small"), make_span("small")]), client=client)
             if answer.status_code == 200:
-                big_spans += len(big)
+                acked.append(2)
             else:
-                refused.append(answer)
-            if refused:
-                break
-        assert refused, "the queue never filled"
-        for answer in refused:
-            assert answer.status_code in (429, 503)
-            assert int(answer.headers["retry-after"]) >= 1
-            assert "queue" in error_status(answer).message
-        assert server.status()["spans"] == acknowledged + big_spans
-    finally:
-        server.terminate()
+                retry_after = answer.headers.get("retry-after", "")
+                ok = answer.status_code in (429, 503) and retry_after.isdigit() and int(retry_after) >= 1
+                refused.append((ok, f"{answer.status_code} retry-after={retry_after!r}", error_status(answer).message))
+
+
+def _small_grpc_exports(server: ServerProcess, stop: threading.Event, acked: list[int], refused: list) -> None:
+    with grpc.insecure_channel(server.grpc_target) as ch:
+        stub = trace_service_pb2_grpc.TraceServiceStub(ch)
+        while not stop.is_set():
+            try:
+                stub.Export(trace_request([make_span("small"), make_span("small")]), timeout=30)
+            except grpc.RpcError as exc:
+                refused.append((exc.code() == grpc.StatusCode.UNAVAILABLE, str(exc.code()), exc.details()))
+            else:
+                acked.append(2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_full_write_queue_refuses_retryably_and_stores_only_what_it_acknowledged(
+        small_queue_server: ServerProcess, transport: str) -> None:
+    """Small exports racing a 1000-span export into a 1000-row queue: HTTP gets 429/503 + Retry-After,
+    gRPC gets UNAVAILABLE, each naming the full queue; exactly the acknowledged spans are stored."""
+    server = small_queue_server
+    before = server.status()["spans"]
+    sender = _small_http_exports if transport == "http" else _small_grpc_exports
+    acked: list[int] = []
+    refused: list[tuple[bool, str, str]] = []  # (retryable as OTLP says, status, message)
+    for _ in range(20):
+        stop = threading.Event()
+        thread = threading.Thread(target=sender, args=(server, stop, acked, refused))
+        thread.start()
+        time.sleep(0.05)
+        big = [make_span("big", attrs={"pad": "x" * 2000}) for _ in range(1000)]
+        answer = post(server.url, "traces", trace_request(big))
+        stop.set()
+        thread.join(60)
+        if answer.status_code == 200:
+            acked.append(len(big))
+        else:
+            assert answer.status_code in (429, 503) and answer.headers["retry-after"]
+        if refused:
+            break
+    assert refused, f"no {transport} export was ever refused: the queue never filled"
+    assert all(ok and "queue" in message for ok, _, message in refused), refused[:3]
+    assert server.status()["spans"] - before == sum(acked)
 
 
 # --- query parameters ----------------------------------------------------------------------
