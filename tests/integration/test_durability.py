@@ -191,6 +191,7 @@ class SigtermRun:
     acknowledged: list[str]
     restarted: ServerProcess
     log: str
+    failures: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,7 @@ def sigterm_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigtermRun
         stream.join()
         server.kill()
     restarted = ServerProcess(data_dir).start()
-    yield SigtermRun(exit_code, list(stream.acknowledged), restarted, server.log())
+    yield SigtermRun(exit_code, list(stream.acknowledged), restarted, server.log(), list(stream.failures))
     restarted.kill()
 
 
@@ -215,6 +216,16 @@ def test_sigterm_during_a_stream_keeps_every_acknowledged_span(sigterm_run: Sigt
     """SIGTERM while exports stream in: every acknowledged batch is stored after the restart."""
     assert sigterm_run.exit_code in (0, -signal.SIGTERM), sigterm_run.log[-2000:]
     assert_all_present(sigterm_run.restarted, sigterm_run.acknowledged)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_accepting_with_retryable_answers(sigterm_run: SigtermRun) -> None:
+    """After SIGTERM, senders are turned away only in ways OTLP clients retry: connection refused/reset,
+    429/503, or gRPC UNAVAILABLE; never a 4xx that drops data or a 500."""
+    assert sigterm_run.failures, "no sender noticed the server stop"
+    retryable = ("ConnectError", "RemoteProtocolError", "ReadError", "WriteError", ": 429", ": 503",
+                 "StatusCode.UNAVAILABLE", "StatusCode.CANCELLED")
+    assert all(any(word in failure for word in retryable) for failure in sigterm_run.failures), sigterm_run.failures
 
 
 @pytest.mark.slow

@@ -370,6 +370,23 @@ def test_grpc_message_over_the_limit_is_resource_exhausted(channel: grpc.Channel
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_grpc_gzip_bomb_is_resource_exhausted(channel: grpc.Channel, still_serving: None) -> None:
+    """A gzip-compressed gRPC message inflating to 64 MiB (20 KB on the wire): RESOURCE_EXHAUSTED."""
+    call = channel.unary_unary(TRACE_EXPORT, request_serializer=None,
+                               response_deserializer=trace_service_pb2.ExportTraceServiceResponse.FromString)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(b"\n" + b"\0" * (64 * MIB), timeout=60, compression=grpc.Compression.Gzip)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_grpc_logs_message_sent_to_trace_service_is_invalid_argument(channel: grpc.Channel,
+                                                                      still_serving: None) -> None:
+    """A logs export sent to the trace service does not decode as traces: INVALID_ARGUMENT."""
+    with pytest.raises(grpc.RpcError) as caught:
+        _raw_export(channel, (CORPUS / "otel" / "chat.logs.pb").read_bytes())
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_grpc_empty_request_succeeds(channel: grpc.Channel, still_serving: None) -> None:
     """An empty gRPC export is a success with no partial_success."""
     assert not _raw_export(channel, b"").HasField("partial_success")
