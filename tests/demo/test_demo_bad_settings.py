@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +86,24 @@ def test_retriever_alone_on_a_taken_port(taken_port: int) -> None:
     result = _run("retriever", "--port", str(taken_port))
     assert result.returncode == 2
     assert f"port {taken_port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_ctrl_c_during_start_up_stops_what_was_started(tmp_path: Path) -> None:
+    marker, env = new_marker_env()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmlens.demo", "--ports", "auto", "--data-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server_log = tmp_path / "logs" / "server.log"
+    deadline = time.monotonic() + 60
+    while not server_log.exists():  # the server process has been started
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "stopping llmlens server" in output
+    assert wait_until_no_marked_processes(marker) == []

@@ -99,9 +99,8 @@ def _scenario_text(weights: dict[str, float] | None) -> str | None:
 
 def _run_mock_llm(args: argparse.Namespace) -> int:
     """The mock LLM as a demo service: same server, plus telemetry so it joins the chatbot's traces."""
-    import llmlens
     from llmlens.demo import mock_llm
-    from llmlens.demo.runtime import exit_cleanly_on_signals, start_telemetry
+    from llmlens.demo.runtime import exit_cleanly_on_signals, start_telemetry, stop_telemetry
     from llmlens.demo.settings import port_is_free
 
     parsed = mock_llm.parse_args(args.mock_llm_args)  # answers --help and refuses bad flags first
@@ -116,4 +115,4 @@ def _run_mock_llm(args: argparse.Namespace) -> int:
     try:
         return int(mock_llm.main(args.mock_llm_args) or 0)
     finally:
-        llmlens.shutdown()
+        stop_telemetry()

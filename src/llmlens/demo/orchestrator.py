@@ -26,6 +26,7 @@ SERVER_READY_TIMEOUT_S = 90.0  # the embedded database's first start creates its
 SERVICE_READY_TIMEOUT_S = 45.0
 STOP_GRACE_S = 10.0
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SETTINGS = 0, 1, 2
+SERVER_NAME = "llmlens server"
 STATE_FILE_NAME = "demo.json"  # in the data dir while the demo runs: the addresses, for scripts
 
 
@@ -45,7 +46,7 @@ def service_specs(settings: DemoSettings) -> dict[str, ServiceSpec]:
     otlp = ["--otlp-endpoint", s.otlp_endpoint]
     specs = {
         "server": ServiceSpec(
-            "llmlens server",
+            SERVER_NAME,
             _cli("serve", "--data-dir", str(s.data_dir / "store"), "--host", s.host,
                  "--http-port", str(p.server_http), "--grpc-port", str(p.server_grpc)),
             ready_url=f"{s.url(p.server_http)}/readyz",
@@ -182,7 +183,7 @@ class Demo:
             self.console.print(f"starting {spec.name} …")
             self.running[spec.name] = ManagedProcess(spec, env)
         for spec in specs:
-            timeout = SERVER_READY_TIMEOUT_S if spec.name == "llmlens server" else SERVICE_READY_TIMEOUT_S
+            timeout = SERVER_READY_TIMEOUT_S if spec.name == SERVER_NAME else SERVICE_READY_TIMEOUT_S
             self.running[spec.name].wait_ready(timeout, cancelled=self.stop_requested)
 
     def _supervise(self, traffic: ManagedProcess) -> int:
@@ -202,14 +203,23 @@ class Demo:
         return EXIT_OK
 
     def stop_all(self) -> None:
-        """Reverse start order; SIGINT to the traffic generator so it prints its summary."""
+        """Stop in waves: the traffic (SIGINT, so it prints its summary), then the demo services
+        together, then the server last so it receives their final telemetry."""
         self.state_file.unlink(missing_ok=True)
-        for name in reversed(list(self.running)):
-            process = self.running.pop(name)
-            first = signal.SIGINT if process is self.traffic else signal.SIGTERM
-            if process.exit_code() is None:
-                self.console.print(f"stopping {name} …")
-            process.stop(STOP_GRACE_S, first)
+        processes = list(self.running.values())
+        self.running.clear()
+        server = [p for p in processes if p.name == SERVER_NAME]
+        traffic = [p for p in processes if p is self.traffic]
+        services = [p for p in processes if p not in server and p not in traffic]
+        for wave, first in ((traffic, signal.SIGINT), (services, signal.SIGTERM), (server, signal.SIGTERM)):
+            live = [p for p in wave if p.exit_code() is None]
+            if live:
+                self.console.print(f"stopping {', '.join(p.name for p in live)} …")
+            for process in wave:
+                process.send_signal(first)
+            deadline = time.monotonic() + STOP_GRACE_S
+            for process in wave:
+                process.finish_stop(deadline)
 
     @property
     def state_file(self) -> Path:

@@ -80,8 +80,12 @@ class ManagedProcess:
     def stop(self, grace_s: float, first_signal: signal.Signals = signal.SIGTERM) -> int:
         """Ask the process group to stop, force it after ``grace_s``; returns the exit code."""
         self.send_signal(first_signal)
+        return self.finish_stop(time.monotonic() + grace_s)
+
+    def finish_stop(self, deadline: float) -> int:
+        """Wait for an asked-to-stop process until ``deadline`` (monotonic), then kill its group."""
         try:
-            code = self.popen.wait(timeout=grace_s)
+            code: int | None = self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             code = None
         # Even after the leader exits, its children may linger in the group: kill the group outright.

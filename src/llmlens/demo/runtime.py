@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import llmlens
 from llmlens.demo.settings import APP_NAME, DEPARTMENT, default_otlp_endpoint, port_is_free
+
+FLUSH_TIMEOUT_S = 8.0  # below the orchestrator's stop grace, so a normal stop never needs SIGKILL
 
 
 def start_telemetry(service_name: str, otlp_endpoint: str | None, logs: bool = True) -> None:
@@ -37,8 +41,25 @@ def serve(
     try:
         uvicorn.run(build_app(), host=host, port=port, log_level="warning", access_log=False)
     finally:
-        llmlens.shutdown()
+        stop_telemetry()
     return 0
+
+
+def stop_telemetry(timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+    """Flush and stop telemetry, but never let a stuck flush keep the process alive.
+
+    With the server gone, exporters retry; a service told to stop must still stop promptly, so
+    after ``timeout_s`` the process exits without waiting further (and without atexit hooks that
+    would retry the same flush).
+    """
+    worker = threading.Thread(target=llmlens.shutdown, name="llmlens-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        print(f"warning: telemetry not flushed within {timeout_s:g} s; exiting without it", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def exit_cleanly_on_signals() -> None:

@@ -21,9 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-import llmlens
 from llmlens.demo.arguments import TRAFFIC_HELP, add_traffic_arguments
-from llmlens.demo.runtime import start_telemetry
+from llmlens.demo.runtime import start_telemetry, stop_telemetry
 from llmlens.demo.scenarios import SCENARIOS, RequestResult, ScenarioContext
 from llmlens.demo.settings import DEFAULT_SCENARIO_WEIGHTS
 
@@ -216,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_main_async(settings, not args.no_progress, console))
     finally:
-        llmlens.shutdown()
+        stop_telemetry()
     console.print(summary_table(report))
     return 0
 
