@@ -20,7 +20,13 @@ from rich.table import Table
 
 from llmlens.demo.chatbot import check_llm_reachable
 from llmlens.demo.processes import ManagedProcess, ServiceFailed, ServiceSpec
-from llmlens.demo.settings import ENV_OTLP_ENDPOINT, DemoSettings, PortInUseError, check_ports_free
+from llmlens.demo.settings import (
+    ENV_LLM_API_KEY,
+    ENV_OTLP_ENDPOINT,
+    DemoSettings,
+    PortInUseError,
+    check_ports_free,
+)
 
 SERVER_READY_TIMEOUT_S = 90.0  # the embedded database's first start creates its schema
 SERVICE_READY_TIMEOUT_S = 45.0
@@ -112,8 +118,9 @@ def child_environment(settings: DemoSettings, base: Mapping[str, str] | None = N
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = (
         settings.otlp_endpoint
     )  # for any child that reads only the OTel variable
-    if settings.external_llm is not None:
-        env["LLMLENS_DEMO_LLM_API_KEY"] = settings.external_llm.api_key  # the key travels by env, never argv
+    # The key travels by environment, never argv (visible in `ps`); with the mock, its dummy key, so
+    # a user's real OPENAI_API_KEY is never sent to it.
+    env[ENV_LLM_API_KEY] = settings.llm.api_key
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
