@@ -15,7 +15,6 @@ import argparse
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -94,6 +93,23 @@ def build_request(traces: int, now_ns: int) -> bytes:
     return request.SerializeToString()
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time of a process, and of its live children (the ingest workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    own = children = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if stat.parent.name == str(pid):
+            own += used
+        elif fields[1] == str(pid):
+            children += used
+    return own, children
+
+
 def rss_peak_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -140,6 +156,7 @@ def main() -> None:
                 elif r.status_code in (429, 503):
                     time.sleep(float(r.headers.get("retry-after", "1")))
 
+    cpu_before = cpu_seconds(server.proc.pid)
     started = time.monotonic()
     threads = [threading.Thread(target=sender, args=(i,)) for i in range(args.senders)]
     for t in threads:
@@ -151,6 +168,9 @@ def main() -> None:
     status = server.wait_for_spans(total_acked, timeout=120)
     elapsed_e2e = time.monotonic() - started
     peak_kb = rss_peak_kb(server.proc.pid)
+    own_after, children_after = cpu_seconds(server.proc.pid)
+    own, children = own_after - cpu_before[0], children_after - cpu_before[1]
+    cpu = own + children
     server.terminate()
     disk = sum(f.stat().st_size for f in (tmp / "data").rglob("*") if f.is_file())
     print()
@@ -158,6 +178,10 @@ def main() -> None:
     print(f"HTTP statuses              {dict(sorted(statuses.items()))}")
     print(f"accepted spans/s           {total_acked / elapsed_send:,.0f}  ({total_acked:,} acknowledged in {elapsed_send:.1f} s)")
     print(f"end-to-end spans/s         {status['spans'] / elapsed_e2e:,.0f}  ({status['spans']:,} counted by /api/v1/status)")
+    print(f"spans per insert commit    {status['spans'] / max(1, status['writer']['commits']):,.0f}  "
+          f"({status['writer']['commits']} commits)")
+    print(f"server CPU per span        {cpu / max(1, status['spans']) * 1e6:,.1f} us  (server {own / max(1, status['spans']) * 1e6:,.0f} + ingest "
+          f"workers {children / max(1, status['spans']) * 1e6:,.0f}; 2 cores / this = {2 / max(1e-9, cpu / max(1, status['spans'])):,.0f} spans/s ceiling)")
     print(f"server peak RSS            {peak_kb / 1024:,.0f} MiB")
     print(f"bytes on disk per span     {disk / max(1, status['spans']):,.0f}  (data dir, before background merges)")
     print(f"machine                    {os.cpu_count()} cores, python {sys.version.split()[0]}")

@@ -38,8 +38,7 @@ def _export_handler(ingestor: Ingestor, signal: str, response_type: type, field:
         # The request arrives as raw bytes (no grpc-side deserializer): we decode it ourselves,
         # in the same worker processes as OTLP/HTTP, and bad bytes become INVALID_ARGUMENT.
         try:
-            batch = await ingestor.build(signal, body, "protobuf")
-            result = await ingestor.commit(batch)
+            result = await ingestor.ingest(signal, body, "protobuf")
         except PayloadError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Overloaded as exc:

@@ -50,10 +50,10 @@ class Ingestor:
         return batch_from_worker(result)
 
     async def ingest(self, signal: Signal, body: bytes, kind: Literal["protobuf", "json"]) -> IngestResult:
-        return await self.commit(await self.build(signal, body, kind))
-
-    async def commit(self, batch: Batch) -> IngestResult:
-        await self.store.write(batch)
+        with self.store.writer.incoming():
+            batch = await self.build(signal, body, kind)
+            future = self.store.writer.submit(batch)
+        await asyncio.wrap_future(future)
         return IngestResult(batch.accepted, batch.rejected, batch.error_message())
 
     def close(self) -> None:

@@ -328,12 +328,10 @@ CREATE TABLE IF NOT EXISTS trace_index (
     RootService SimpleAggregateFunction(max, String),
     RootName SimpleAggregateFunction(max, String),
     RootStart SimpleAggregateFunction(min, DateTime64(9)),
-    Services SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
     LlmCalls SimpleAggregateFunction(sum, UInt64),
     InputTokens SimpleAggregateFunction(sum, UInt64),
     OutputTokens SimpleAggregateFunction(sum, UInt64),
-    CostUsd SimpleAggregateFunction(sum, Float64),
-    Models SimpleAggregateFunction(groupUniqArrayArray, Array(String))
+    CostUsd SimpleAggregateFunction(sum, Float64)
 ) ENGINE = AggregatingMergeTree()
 PARTITION BY Day
 ORDER BY (Day, TraceId)
@@ -351,12 +349,10 @@ SELECT
     max(if(ParentSpanId = '', toString(ServiceName), '')) AS RootService,
     max(if(ParentSpanId = '', toString(SpanName), '')) AS RootName,
     min(if(ParentSpanId = '', Timestamp, toDateTime64('2200-01-01 00:00:00', 9))) AS RootStart,
-    groupUniqArray(toString(ServiceName)) AS Services,
     toUInt64(0) AS LlmCalls,
     toUInt64(0) AS InputTokens,
     toUInt64(0) AS OutputTokens,
-    toFloat64(0) AS CostUsd,
-    CAST([], 'Array(String)') AS Models
+    toFloat64(0) AS CostUsd
 FROM otel_traces
 GROUP BY TraceId;
 
@@ -371,11 +367,9 @@ SELECT
     '' AS RootService,
     '' AS RootName,
     toDateTime64('2200-01-01 00:00:00', 9) AS RootStart,
-    CAST([], 'Array(String)') AS Services,
     countIf(Operation IN ('chat', 'text_completion', 'generate_content', 'embeddings', 'responses', 'rerank')) AS LlmCalls,
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
-    sum(CostUsd) AS CostUsd,
-    groupUniqArrayIf(toString(if(ResponseModel != '', ResponseModel, RequestModel)), RequestModel != '' OR ResponseModel != '') AS Models
+    sum(CostUsd) AS CostUsd
 FROM llm_calls
 GROUP BY TraceId;
