@@ -36,16 +36,20 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.
 
 @pytest.fixture(scope="session")
 def mock_llm_url() -> Iterator[str]:
-    """The demo's mock LLM, started as a real process (5 ms to first token, 1 ms per token)."""
+    """The demo's mock LLM as a real process (5 ms to first token, 1 ms per token, "timeouts" hang 3 s)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llmlens.demo.mock_llm", "--host", "127.0.0.1", "--port",
-                             str(port), "--ttft-ms", "5", "--ms-per-token", "1"])
+                             str(port), "--ttft-ms", "5", "--ms-per-token", "1", "--timeout-s", "3"])
     try:
         wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a hanging "timeout" request can hold up uvicorn's graceful exit
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -157,3 +157,14 @@ def test_calls_before_init_are_untouched(receiver, client):
     result = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert result.choices[0].message.content
     assert receiver.spans == []
+
+
+def test_stream_abandoned_early_still_ends_its_span(sdk, receiver, client):
+    sdk()
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    for _ in stream:
+        break
+    stream.close()
+    span = _one_span(receiver, "chat gpt-4o-mini")
+    assert span.status_code != 2  # stopping early is not an error
+    assert "gen_ai.response.time_to_first_chunk" in span.attributes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import wrapt
@@ -45,15 +46,16 @@ class _ChatState:
             self.model = chunk.model or ""
             self.response_id = chunk.id or ""
         for choice in chunk.choices:
-            delta = choice.delta
-            if delta is not None and delta.content:
+            content = choice.delta.content
+            if content:
                 self.content_chunks += 1
                 if self.texts is not None:
-                    self.texts.append(delta.content)
+                    self.texts.append(content)
             if choice.finish_reason:
                 self.reasons.append(choice.finish_reason)
-        if chunk.usage is not None:
-            self.usage = chunk.usage
+        usage = chunk.usage
+        if usage is not None:
+            self.usage = usage
 
     def finish(self, exc: BaseException | None) -> None:
         if self.done:
@@ -133,8 +135,24 @@ class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         super().__init__(wrapped)
         self._self_state = self._state_type(call)
 
-    def __iter__(self) -> _SyncStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # A generator resumes faster per chunk than a Python-level __next__; `for` loops take this path.
+        return self._self_iterate()
+
+    def _self_iterate(self) -> Iterator[Any]:
+        state = self._self_state
+        see = state.see
+        try:
+            for chunk in self.__wrapped__:
+                see(chunk)
+                yield chunk
+        except GeneratorExit:
+            state.finish(None)  # the caller stopped reading early: not an error
+            raise
+        except BaseException as exc:
+            state.finish(exc)
+            raise
+        state.finish(None)
 
     def __next__(self) -> Any:
         try:
@@ -171,8 +189,23 @@ class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         super().__init__(wrapped)
         self._self_state = self._state_type(call)
 
-    def __aiter__(self) -> _AsyncStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._self_iterate()
+
+    async def _self_iterate(self) -> AsyncIterator[Any]:
+        state = self._self_state
+        see = state.see
+        try:
+            async for chunk in self.__wrapped__:
+                see(chunk)
+                yield chunk
+        except GeneratorExit:
+            state.finish(None)
+            raise
+        except BaseException as exc:
+            state.finish(exc)
+            raise
+        state.finish(None)
 
     async def __anext__(self) -> Any:
         try:
