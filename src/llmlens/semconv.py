@@ -276,7 +276,9 @@ def _operation(attributes: Mapping[str, Any], span_name: str) -> str:
         return TRACELOOP_SPAN_KINDS.get(str(kind), str(kind))
     kind = attributes.get(LLMLENS_SPAN_KIND)
     if kind:
-        return OPERATION_ALIASES.get(str(kind), str(kind))
+        # A pipeline step (@observe): keep its own kind, so a local "embedding" step is never
+        # counted as a call to an embeddings model.
+        return str(kind)
     # A span with a model but no operation: infer from its name ("openai.chat", "embeddings x").
     lowered = span_name.lower()
     if "embed" in lowered:

@@ -63,7 +63,7 @@ def test_corpus_facts(name, case, fmt, spec):
 def test_streamed_calls_have_time_to_first_token(name):
     """Instrumentors that record the first chunk yield a TTFT; it is shorter than the call."""
     span, facts = _llm_spans(name, "stream", "pb")[0]
-    assert facts.ttft_ms is not None and 0 < facts.ttft_ms
+    assert facts.ttft_ms is not None and facts.ttft_ms > 0
     assert facts.ttft_ms <= (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6 + 1
 
 
@@ -160,3 +160,10 @@ def test_long_prompts_are_capped():
     """Prompt text on the normalised row is capped at MAX_TEXT characters."""
     facts = semconv.extract_llm_facts({"gen_ai.operation.name": "chat", "input.value": "x" * 100_000})
     assert len(facts.input) <= semconv.MAX_TEXT + 1
+
+
+def test_llmlens_step_kinds_are_not_model_calls():
+    """An @observe(kind="embedding") step is a pipeline step, not a call to an embeddings model."""
+    facts = semconv.extract_llm_facts({"llmlens.span.kind": "embedding"})
+    assert facts.operation == "embedding"
+    assert facts.operation not in semconv.MODEL_OPERATIONS

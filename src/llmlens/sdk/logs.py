@@ -40,6 +40,9 @@ def _mask_processor(redactor: Any) -> Any:
     return mask
 
 
+_OWN_LOGGERS = ("opentelemetry", "llmlens.sdk", "urllib3", "grpc")
+
+
 class OtlpLogHandler(logging.Handler):
     """Emits stdlib records (structlog's included) as OTel log records in the current trace context."""
 
@@ -48,6 +51,10 @@ class OtlpLogHandler(logging.Handler):
         self._provider = provider
 
     def emit(self, record: logging.LogRecord) -> None:
+        # The exporters' own warnings ("failed to export ...") must not become records to
+        # export: with the endpoint down, that loop keeps a flush from ever finishing.
+        if record.name.startswith(_OWN_LOGGERS):
+            return
         try:
             from opentelemetry._logs import LogRecord, SeverityNumber
             from opentelemetry.context import get_current

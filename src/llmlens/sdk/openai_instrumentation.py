@@ -22,7 +22,8 @@ from typing import Any
 
 import wrapt
 from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from llmlens import semconv
 from llmlens.sdk import runtime
@@ -280,10 +281,26 @@ def _active() -> runtime.Runtime | None:
 
 
 def _suppress_http(rt: runtime.Runtime) -> object | None:
-    # The LLM span is the client span: no second httpx span, and no trace headers to the provider.
+    # The LLM span is the client span: no second httpx span for the same request.
     if rt.http_instrumented and _SUPPRESS_HTTP_INSTRUMENTATION_KEY is not None:
         return otel_context.attach(otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True))
     return None
+
+
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
+
+
+def _with_trace_headers(call: LlmCall, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Send W3C trace context (not baggage: it may carry user ids) with the request, so a
+    server that traces itself (vLLM, the demo's mock, a gateway) joins this trace under the
+    LLM span."""
+    carrier: dict[str, str] = {}
+    _TRACE_CONTEXT.inject(carrier, context=set_span_in_context(call.span))
+    if not carrier:
+        return kwargs
+    headers = kwargs.get("extra_headers")
+    merged = {**carrier, **headers} if isinstance(headers, dict) else carrier
+    return {**kwargs, "extra_headers": merged}
 
 
 def _make_sync(operation: str, finish: Any, stream_proxy: Any) -> Any:
@@ -295,7 +312,7 @@ def _make_sync(operation: str, finish: Any, stream_proxy: Any) -> Any:
         call = LlmCall(rt, operation, instance, kwargs, stream)
         token = _suppress_http(rt)
         try:
-            result = wrapped(*args, **kwargs)
+            result = wrapped(*args, **_with_trace_headers(call, kwargs))
         except BaseException as exc:
             call.fail(exc)
             raise
@@ -326,7 +343,7 @@ def _make_async(operation: str, finish: Any, stream_proxy: Any) -> Any:
         call = LlmCall(rt, operation, instance, kwargs, stream)
         token = _suppress_http(rt)
         try:
-            result = await wrapped(*args, **kwargs)
+            result = await wrapped(*args, **_with_trace_headers(call, kwargs))
         except BaseException as exc:
             call.fail(exc)
             raise
