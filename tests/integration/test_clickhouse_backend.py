@@ -172,7 +172,7 @@ async def _scenario(store: Any) -> dict[str, Any]:
         out[table] = _sorted_rows(await store.fetch(f"SELECT * FROM {table}"))
     out["trace_index"] = _stable(await store.fetch(
         "SELECT TraceId, min(Start) AS s, max(End) AS e, sum(SpanCount) AS n, sum(LlmCalls) AS calls, "
-        "sum(CostUsd) AS cost, arraySort(groupUniqArrayArray(Models)) AS models FROM trace_index "
+        "sum(CostUsd) AS cost FROM trace_index "
         "GROUP BY TraceId ORDER BY TraceId"))
 
     bounds = (await store.fetch("SELECT min(Timestamp) AS lo, max(Timestamp) AS hi FROM otel_traces"))[0]
