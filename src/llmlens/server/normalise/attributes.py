@@ -75,9 +75,11 @@ def key_values(items: Sequence[Any]) -> dict[str, str]:
         items = items[:MAX_ATTRIBUTES]
     for kv in items:
         value = kv.value
-        key = kv.key if len(kv.key) <= MAX_KEY_CHARS else kv.key[:MAX_KEY_CHARS]
-        if value.WhichOneof("value") == "string_value":
-            text = value.string_value
+        key = kv.key
+        if len(key) > MAX_KEY_CHARS:
+            key = key[:MAX_KEY_CHARS]
+        text = value.string_value  # "" unless set: a non-empty string needs no WhichOneof
+        if text:
             stored[key] = text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - len(TRUNCATED)] + TRUNCATED
         else:
             stored[key] = stored_string(any_value(value))

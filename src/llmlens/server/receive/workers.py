@@ -8,7 +8,14 @@ HTTP/gRPC and inserts. Workers never import chDB.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import pyarrow as pa
@@ -21,8 +28,24 @@ _cost: CostModel | None = None
 
 def _init_worker(prices_file: str | None, mask_pii: bool) -> None:
     global _cost
+    _exit_with_parent()
     _cost = build_cost_model(prices_file, mask_pii)
     pa.array([0], pa.timestamp("ns"))  # pyarrow's first conversion costs ~0.2 s: pay it at start
+
+
+def _exit_with_parent() -> None:
+    """A worker must not outlive its server: after a kill -9 nothing else would stop it."""
+    parent = os.getppid()
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:  # portable fallback: notice being re-parented
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="llmlens-parent-watch", daemon=True).start()
 
 
 def build_batch(signal: Signal, body: bytes, kind: str, cost: CostModel) -> Batch:
