@@ -1,8 +1,9 @@
 // Costs: spend by model, app, department, user or service over time (GET /api/v1/costs).
 import { getJSON } from './lib/api.js';
 import { timeChart } from './lib/charts.js';
-import { $, clear, emptyState, h, markReady, otelHint, setBusy, showError } from './lib/dom.js';
+import { $, clear, emptyState, h, otelHint, tile } from './lib/dom.js';
 import * as f from './lib/format.js';
+import { latestOnly } from './lib/loader.js';
 import * as state from './lib/state.js';
 import { table } from './lib/table.js';
 import { timebar } from './lib/timebar.js';
@@ -11,34 +12,14 @@ const DIMENSIONS = [['model', 'Model'], ['app', 'App'], ['department', 'Departme
 const form = $('#filters');
 const groupBy = h('select', { id: 'group-by', name: 'group_by' }, DIMENSIONS.map(([v, l]) => h('option', { value: v }, l)));
 groupBy.value = state.get('group_by', 'model');
+const load = latestOnly(
+  () => getJSON('/api/v1/costs', { ...state.timeParams('7d'), group_by: state.get('group_by', 'model') }),
+  (data) => { clear($('#message')); render(data); },
+);
 groupBy.addEventListener('change', () => { state.update({ group_by: groupBy.value === 'model' ? null : groupBy.value }); load(); });
 form.append(h('label', { for: 'group-by' }, 'Spend by', groupBy));
 timebar(form, load, { defaultRange: '7d' });
 
-let generation = 0;
-
-async function load() {
-  const mine = ++generation;
-  setBusy(true);
-  try {
-    const data = await getJSON('/api/v1/costs', { ...state.timeParams('7d'), group_by: state.get('group_by', 'model') });
-    if (mine !== generation) return;
-    clear($('#message'));
-    render(data);
-    markReady();
-  } catch (error) {
-    if (mine !== generation) return;
-    showError($('#message'), error);
-    markReady('error');
-  } finally {
-    if (mine === generation) setBusy(false);
-  }
-}
-
-function tile(id, label, value, raw, sub = '', tone = '') {
-  return h('div', { class: `tile ${tone}`, 'data-testid': `tile-${id}`, 'data-value': raw ?? '' },
-    h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), h('div', { class: 'sub' }, sub));
-}
 
 function render(data) {
   const t = data.totals;

@@ -1,7 +1,8 @@
 // Logs: search by time, service, severity, text and trace id (GET /api/v1/logs); lines link to traces.
 import { getJSON } from './lib/api.js';
-import { $, clear, emptyState, h, markReady, otelHint, setBusy, showError } from './lib/dom.js';
+import { $, clear, emptyState, h, otelHint } from './lib/dom.js';
 import * as f from './lib/format.js';
+import { latestOnly } from './lib/loader.js';
 import * as state from './lib/state.js';
 import { table } from './lib/table.js';
 import { timebar } from './lib/timebar.js';
@@ -20,6 +21,11 @@ for (const [key, input] of Object.entries(inputs)) {
   form.append(h('label', { for: input.id }, labels[key], input));
 }
 form.append(h('button', { type: 'submit', id: 'search-logs' }, 'Search'));
+const currentFilters = () => Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)]));
+const load = latestOnly(
+  () => getJSON('/api/v1/logs', { ...state.timeParams('1h'), ...currentFilters(), limit: 500 }),
+  (data) => { clear($('#message')); render(data.items, Object.values(currentFilters()).some(Boolean)); },
+);
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   state.update(Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])));
@@ -27,26 +33,6 @@ form.addEventListener('submit', (event) => {
 });
 timebar(form, load, { defaultRange: '1h' });
 
-let generation = 0;
-
-async function load() {
-  const mine = ++generation;
-  setBusy(true);
-  try {
-    const filters = Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)]));
-    const data = await getJSON('/api/v1/logs', { ...state.timeParams('1h'), ...filters, limit: 500 });
-    if (mine !== generation) return;
-    clear($('#message'));
-    render(data.items, Object.values(filters).some(Boolean));
-    markReady();
-  } catch (error) {
-    if (mine !== generation) return;
-    showError($('#message'), error);
-    markReady('error');
-  } finally {
-    if (mine === generation) setBusy(false);
-  }
-}
 
 function render(items, filtered) {
   $('#result-count').textContent = `${items.length} line${items.length === 1 ? '' : 's'}${items.length >= 500 ? ' (newest 500)' : ''}`;

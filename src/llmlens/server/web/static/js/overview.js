@@ -1,42 +1,23 @@
 // Overview: LLM totals, time series and breakdowns from GET /api/v1/overview.
 import { getJSON } from './lib/api.js';
 import { barChart, PALETTE, timeChart } from './lib/charts.js';
-import { $, clear, emptyState, h, markReady, otelHint, setBusy, showError } from './lib/dom.js';
+import { $, clear, emptyState, h, otelHint, tile } from './lib/dom.js';
 import * as f from './lib/format.js';
+import { latestOnly } from './lib/loader.js';
 import * as state from './lib/state.js';
 import { table } from './lib/table.js';
 import { filterSelect, timebar } from './lib/timebar.js';
 
 const FILTERS = [['service', 'Service'], ['app', 'App'], ['department', 'Department'], ['model', 'Model']];
 const form = $('#filters');
+const load = latestOnly(
+  () => getJSON('/api/v1/overview', { ...state.timeParams(), ...Object.fromEntries(FILTERS.map(([k]) => [k, state.get(k)])) }),
+  render,
+);
 const selects = Object.fromEntries(FILTERS.map(([key, label]) => [key, filterSelect(key, label, { onChange: load })]));
 form.append(...Object.values(selects));
 timebar(form, load);
 
-let generation = 0;  // ignore answers to superseded requests (fast clicking, auto-refresh)
-
-async function load() {
-  const mine = ++generation;
-  setBusy(true);
-  const query = { ...state.timeParams(), ...Object.fromEntries(FILTERS.map(([k]) => [k, state.get(k)])) };
-  try {
-    const data = await getJSON('/api/v1/overview', query);
-    if (mine !== generation) return;
-    render(data);
-    markReady();
-  } catch (error) {
-    if (mine !== generation) return;
-    showError($('#message'), error);
-    markReady('error');
-  } finally {
-    if (mine === generation) setBusy(false);
-  }
-}
-
-function tile(id, label, value, raw, sub = '', tone = '') {
-  return h('div', { class: `tile ${tone}`, 'data-testid': `tile-${id}`, 'data-value': raw ?? '' },
-    h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), h('div', { class: 'sub' }, sub));
-}
 
 function render(data) {
   const t = data.totals;

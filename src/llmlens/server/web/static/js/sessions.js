@@ -1,7 +1,8 @@
 // Sessions: conversations grouped by session id (GET /api/v1/sessions).
 import { getJSON } from './lib/api.js';
-import { $, clear, emptyState, h, markReady, setBusy, showError } from './lib/dom.js';
+import { $, clear, emptyState, h } from './lib/dom.js';
 import * as f from './lib/format.js';
+import { latestOnly } from './lib/loader.js';
 import * as state from './lib/state.js';
 import { table } from './lib/table.js';
 import { timebar } from './lib/timebar.js';
@@ -13,6 +14,12 @@ for (const [key, label] of [['service', 'Service'], ['app', 'App'], ['user', 'Us
   form.append(h('label', { for: `f-${key}` }, label, inputs[key]));
 }
 form.append(h('button', { type: 'submit' }, 'Apply'));
+const load = latestOnly(
+  () => getJSON('/api/v1/sessions', {
+    ...state.timeParams('7d'), ...Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)])), limit: 200,
+  }),
+  (data) => { clear($('#message')); render(data.items); },
+);
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   state.update(Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])));
@@ -20,26 +27,6 @@ form.addEventListener('submit', (event) => {
 });
 timebar(form, load, { defaultRange: '7d' });
 
-let generation = 0;
-
-async function load() {
-  const mine = ++generation;
-  setBusy(true);
-  try {
-    const filters = Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)]));
-    const data = await getJSON('/api/v1/sessions', { ...state.timeParams('7d'), ...filters, limit: 200 });
-    if (mine !== generation) return;
-    clear($('#message'));
-    render(data.items);
-    markReady();
-  } catch (error) {
-    if (mine !== generation) return;
-    showError($('#message'), error);
-    markReady('error');
-  } finally {
-    if (mine === generation) setBusy(false);
-  }
-}
 
 function render(items) {
   $('#result-count').textContent = `${items.length} session${items.length === 1 ? '' : 's'}`;

@@ -49,6 +49,12 @@ export function emptyState(el, title, ...body) {
 }
 
 /** Mark the page as rendered (tests wait on data-ready; data-renders counts refreshes). */
+// A number tile of a dashboard; data-value holds the raw number for tests and tools.
+export function tile(id, label, value, raw, sub = '', tone = '') {
+  return h('div', { class: `tile ${tone}`, 'data-testid': `tile-${id}`, 'data-value': raw ?? '' },
+    h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), h('div', { class: 'sub' }, sub));
+}
+
 export function markReady(state = 'ok') {
   document.body.dataset.readyAt = String(Math.round(performance.now()));  // ms since navigation
   document.body.dataset.ready = state;
