@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 # --- Attribute names the llmlens SDK writes (GenAI semconv v1.41 where one exists) ----------
@@ -208,11 +209,11 @@ def extract_llm_facts(
     if convention == "openinference":
         _openinference(attributes, facts)
     elif convention == "langfuse":
-        _langfuse(attributes, facts)
+        _langfuse(attributes, facts, start_time_ns)
     if facts.provider:
         p = facts.provider.lower()
         facts.provider = PROVIDER_ALIASES.get(p, p)
-    facts.ttft_ms = _ttft_ms(attributes, events, start_time_ns)
+    facts.ttft_ms = _ttft_ms(attributes, events, start_time_ns) or facts.ttft_ms
     if facts.streaming is False:
         facts.ttft_ms = None  # OpenLIT reports a "time to first token" for whole responses too
     if facts.streaming is None and facts.ttft_ms is not None and convention == "openinference":
@@ -296,15 +297,20 @@ def _openinference(attributes: Mapping[str, Any], facts: LlmFacts) -> None:
         facts.provider = _as_str(attributes.get("llm.system", ""))
 
 
-def _langfuse(attributes: Mapping[str, Any], facts: LlmFacts) -> None:
+def _langfuse(attributes: Mapping[str, Any], facts: LlmFacts, start_time_ns: int) -> None:
     usage = _json_object(attributes.get("langfuse.observation.usage_details"))
     if usage:
         facts.input_tokens = _as_int(usage.get("input", usage.get("prompt_tokens", facts.input_tokens)))
         facts.output_tokens = _as_int(usage.get("output", usage.get("completion_tokens", facts.output_tokens)))
-        cached = usage.get("input_cached_tokens", usage.get("cache_read_input_tokens"))
+        # Langfuse keeps OpenAI's usage object as is: cached and reasoning counts may be nested.
+        prompt_details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+        output_details = (usage.get("completion_tokens_details")
+                          if isinstance(usage.get("completion_tokens_details"), dict) else {})
+        cached = usage.get("input_cached_tokens", usage.get("cache_read_input_tokens", prompt_details.get("cached_tokens")))
         if cached is not None:
             facts.cached_input_tokens = _as_int(cached)
-        reasoning = usage.get("output_reasoning_tokens", usage.get("output_reasoning"))
+        reasoning = usage.get("output_reasoning_tokens", usage.get("output_reasoning",
+                                                                     output_details.get("reasoning_tokens")))
         if reasoning is not None:
             facts.reasoning_tokens = _as_int(reasoning)
     cost = _json_object(attributes.get("langfuse.observation.cost_details"))
@@ -315,6 +321,16 @@ def _langfuse(attributes: Mapping[str, Any], facts: LlmFacts) -> None:
     params = _json_object(attributes.get("langfuse.observation.model.parameters"))
     if facts.streaming is None and "stream" in params:
         facts.streaming = _as_bool(params["stream"])
+    # Langfuse JSON-encodes metadata values: '"length"', '"2026-01-01T00:00:00.1Z"'.
+    reason = _json_scalar(attributes.get("langfuse.observation.metadata.finish_reason"))
+    if reason and not facts.finish_reasons:
+        facts.finish_reasons = [str(reason)]
+    if start_time_ns:
+        first = _iso_ns(_json_scalar(attributes.get("langfuse.observation.completion_start_time")))
+        if first is not None:
+            facts.ttft_ms = max(0.0, (first - start_time_ns) / 1e6)
+            if facts.streaming is None:
+                facts.streaming = True  # Langfuse records a completion start time for streams only
 
 
 def _ttft_ms(attributes: Mapping[str, Any], events: Sequence[Any], start_time_ns: int) -> float | None:
@@ -397,7 +413,7 @@ def _render_messages(value: str) -> str:
     except ValueError:
         return ""
     if isinstance(parsed, dict):
-        parsed = parsed.get("messages")
+        parsed = parsed.get("messages") if "messages" in parsed else [parsed] if "role" in parsed else None
     if not isinstance(parsed, list) or not parsed or not all(isinstance(m, dict) for m in parsed):
         return ""
     lines = []
@@ -439,6 +455,28 @@ def _event_time(event: Any) -> int:
 def _event_attributes(event: Any) -> Mapping[str, Any]:
     attrs = event.attributes if hasattr(event, "attributes") else event[2]
     return attrs if isinstance(attrs, Mapping) else {}
+
+
+def _json_scalar(value: Any) -> Any:
+    """'"text"' -> 'text'; other values as they are."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == '"' == value[-1]:
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _iso_ns(value: Any) -> int | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def _json_object(value: Any) -> dict[str, Any]:

@@ -167,3 +167,45 @@ def test_llmlens_step_kinds_are_not_model_calls():
     facts = semconv.extract_llm_facts({"llmlens.span.kind": "embedding"})
     assert facts.operation == "embedding"
     assert facts.operation not in semconv.MODEL_OPERATIONS
+
+
+CAPTURES = CORPUS.parent / "captures"
+
+
+def _capture_facts(name: str):
+    request = decode_request("traces", (CAPTURES / name).read_bytes(), "protobuf")
+    out = []
+    for rs in request.resource_spans:
+        resource = key_values(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                events = [(e.time_unix_nano, e.name, key_values(e.attributes)) for e in span.events]
+                out.append((span, semconv.extract_llm_facts(
+                    key_values(span.attributes), resource, span_name=span.name, scope_name=ss.scope.name,
+                    events=events, start_time_ns=span.start_time_unix_nano)))
+    return out
+
+
+def test_langfuse_capture():
+    """A real Langfuse export: model, usage JSON, user and session, finish reason and TTFT of the stream."""
+    (_, chat), (stream_span, stream) = _capture_facts("langfuse_openai.traces.pb")
+    for facts in (chat, stream):
+        assert (facts.convention, facts.operation) == ("langfuse", "chat")
+        assert (facts.response_model, facts.input_tokens, facts.output_tokens) == ("gpt-4o-mini-2024-07-18", 14, 32)
+        assert facts.input == "system: You are terse.\nuser: What is OTLP?"
+        assert facts.output
+    assert (chat.user_id, chat.session_id) == ("user-42", "sess-7")
+    assert chat.streaming is None and chat.ttft_ms is None
+    assert stream.streaming is True and stream.finish_reasons == ["length"]
+    assert 0 < stream.ttft_ms <= (stream_span.end_time_unix_nano - stream_span.start_time_unix_nano) / 1e6
+
+
+def test_openai_v2_latest_semconv_capture():
+    """openai-v2 on the latest GenAI conventions: provider name, messages as JSON, finish reasons."""
+    (_, chat), (_, stream) = _capture_facts("openai_v2_latest_semconv.traces.pb")
+    for facts in (chat, stream):
+        assert (facts.convention, facts.provider, facts.request_model) == ("otel", "openai", "gpt-4o-mini")
+        assert (facts.input_tokens, facts.output_tokens) == (14, 32)
+        assert facts.input == "system: You are terse.\nuser: What is OTLP?"
+        assert facts.output.startswith("assistant: ")
+    assert chat.finish_reasons == ["length"]
