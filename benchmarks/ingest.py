@@ -110,6 +110,23 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return own, children
 
 
+def reference_us_per_span(body: bytes) -> float:
+    """CPU speed of this machine right now: decode + normalise one body in this process.
+
+    Shared machines vary (measured here: the same code at 31 and at 49 us a span an hour
+    apart), so each run prints this next to its throughput to make runs comparable.
+    """
+    from llmlens.server.normalise import build_cost_model
+    from llmlens.server.receive.workers import build_batch
+
+    cost = build_cost_model()
+    build_batch("traces", body, "protobuf", cost)  # warm up
+    started = time.process_time()
+    for _ in range(5):
+        batch = build_batch("traces", body, "protobuf", cost)
+    return (time.process_time() - started) / (5 * batch.accepted) * 1e6
+
+
 def rss_peak_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -132,6 +149,7 @@ def main() -> None:
     bodies = [build_request(traces, now) for _ in range(min(budget, 2000))]
     print(f"{len(bodies)} bodies, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each", flush=True)
 
+    reference = reference_us_per_span(bodies[0])
     tmp = Path(tempfile.mkdtemp(prefix="llmlens-bench-"))
     server = ServerProcess(tmp / "data").start()
     accepted = [0] * args.senders
@@ -184,7 +202,8 @@ def main() -> None:
           f"workers {children / max(1, status['spans']) * 1e6:,.0f}; 2 cores / this = {2 / max(1e-9, cpu / max(1, status['spans'])):,.0f} spans/s ceiling)")
     print(f"server peak RSS            {peak_kb / 1024:,.0f} MiB")
     print(f"bytes on disk per span     {disk / max(1, status['spans']):,.0f}  (data dir, before background merges)")
-    print(f"machine                    {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    print(f"machine                    {os.cpu_count()} cores, python {sys.version.split()[0]}; reference "
+          f"decode+normalise {reference:.1f} us/span in one process (lower = faster machine right now)")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
