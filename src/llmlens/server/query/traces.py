@@ -62,10 +62,20 @@ async def list_traces(store: Store, window: Window, filters: TraceFilters, limit
         params["c_start"], params["c_trace"] = c_start, c_trace
         hi = min(hi, datetime.strptime(c_start[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) + timedelta(seconds=1))
     params["hi"] = sql_time(hi)
+    # Anchor the sub-windows at the newest trace, not at "now": a quiet store's newest traces
+    # may be hours old, and windows near "now" would then all come back empty.
+    newest = await store.fetch(
+        "SELECT max(Start) AS newest, count() AS n FROM trace_index WHERE Day >= toDate({start:DateTime64(9)}) - 1 "
+        "AND Day <= toDate({hi:DateTime64(9)}) AND Start BETWEEN {start:DateTime64(9)} AND {hi:DateTime64(9)}",
+        params)
+    if not newest or not int(newest[0]["n"]):
+        return {"items": [], "next_cursor": None}
+    top = min(hi, datetime.strptime(newest[0]["newest"][:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+              + timedelta(seconds=1))
     sql = _list_sql(filters, params, cursor is not None)
     rows: list[dict[str, Any]] = []
     for seconds in (*_SUB_WINDOWS_S, None):
-        lo = window.start if seconds is None else max(window.start, hi - timedelta(seconds=seconds))
+        lo = window.start if seconds is None else max(window.start, top - timedelta(seconds=seconds))
         rows = await store.fetch(sql, {**params, "lo": sql_time(lo)})
         if len(rows) > limit or lo == window.start:
             break
