@@ -60,7 +60,7 @@ class Store:
             await self.fetch("SELECT 1 AS ok FROM llmlens_schema_migrations LIMIT 1")
         except StoreError:
             return False
-        return not self.writer._closed
+        return not self.writer.closed
 
     def close(self) -> None:
         self.writer.close()

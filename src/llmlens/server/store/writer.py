@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,14 +57,12 @@ class BatchWriter:
         max_pending_rows: int = 400_000,
         linger_seconds: float = 0.05,
         retries: int = 3,
-        on_commit: Callable[[Batch], None] | None = None,
     ) -> None:
         self._backend = backend
         self._max_rows = max_rows_per_commit
         self._max_pending = max_pending_rows
         self._linger = linger_seconds
         self._retries = retries
-        self._on_commit = on_commit
         self._queue: queue.Queue[tuple[Batch, Future] | None] = queue.Queue()
         self._pending_rows = 0
         self._incoming = 0  # batches being built that will be submitted soon
@@ -77,6 +75,10 @@ class BatchWriter:
     @property
     def pending_rows(self) -> int:
         return self._pending_rows
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @contextlib.contextmanager
     def incoming(self) -> Iterator[None]:
@@ -174,12 +176,7 @@ class BatchWriter:
             self.stats.commits += 1
             self.stats.rows += rows
             self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
-            for batch, future in group:
-                if self._on_commit is not None:
-                    try:
-                        self._on_commit(batch)
-                    except Exception:  # a listener must never fail an acknowledged write
-                        log.exception("commit listener failed")
+            for _, future in group:
                 future.set_result(None)
         else:
             self.stats.failures += 1
