@@ -1,0 +1,1 @@
+"""HTTP routes of the JSON API: thin layers over server/query."""

@@ -1,0 +1,1 @@
+"""Named, parameterised queries over the store, returning plain data."""

@@ -1,0 +1,1 @@
+"""OTLP receivers (HTTP and gRPC), body decoding and the ingest pipeline."""
