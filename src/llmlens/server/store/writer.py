@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llmlens.server.store import trace_index
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES, TIME_COLUMN
 from llmlens.server.store.errors import Overloaded, StoreError
@@ -200,4 +201,15 @@ def _blocks(batches: list[Batch]) -> list[tuple[str, int, pa.Table]]:
             continue
         for day in pc.unique(days).to_pylist():
             blocks.append((table, day, arrow.filter(pc.equal(days, day))))
-    return blocks
+    return blocks + _trace_index_blocks(blocks)
+
+
+def _trace_index_blocks(blocks: list[tuple[str, int, pa.Table]]) -> list[tuple[str, int, pa.Table]]:
+    """The trace_index rows of this commit, one block per day, after the blocks they summarise."""
+    per_day: dict[int, list[pa.Table]] = {}
+    for table, day, data in blocks:
+        if table == "otel_traces":
+            per_day.setdefault(day, []).append(trace_index.from_spans(data))
+        elif table == "llm_calls":
+            per_day.setdefault(day, []).append(trace_index.from_llm_calls(data))
+    return [("trace_index", day, pa.concat_tables(parts)) for day, parts in sorted(per_day.items())]
