@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -79,10 +80,13 @@ async def list_traces(
 @router.get("/api/v1/traces/{trace_id}", tags=["traces"])
 async def get_trace(request: Request, trace_id: str) -> Any:
     """Every span of one trace, with the normalised LLM facts of LLM spans."""
-    trace = await traces_query.get_trace(request.app.state.store, trace_id)
+    store = request.app.state.store
+    trace_id = traces_query.normalise_trace_id(trace_id)
+    trace, scores = await asyncio.gather(traces_query.get_trace(store, trace_id),
+                                         scores_query.scores_for_trace(store, trace_id))
     if trace is None:
         return error_response(404, "not_found", f"no trace {trace_id} (it may not have arrived yet)", "trace_id")
-    trace["scores"] = await scores_query.scores_for_trace(request.app.state.store, trace["trace_id"])
+    trace["scores"] = scores
     return trace
 
 

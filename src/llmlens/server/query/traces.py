@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass, field
@@ -183,10 +184,12 @@ _LLM_SQL = """
 
 async def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
     trace_id = normalise_trace_id(trace_id)
-    rows = await store.fetch(_SPAN_SQL, {"trace_id": trace_id})
+    # Spans and LLM facts in parallel (the store has a pool of readers): latency is the slower one.
+    rows, calls = await asyncio.gather(store.fetch(_SPAN_SQL, {"trace_id": trace_id}),
+                                       store.fetch(_LLM_SQL, {"trace_id": trace_id}))
     if not rows:
         return None
-    llm = {row["SpanId"]: llm_facts(row) for row in await store.fetch(_LLM_SQL, {"trace_id": trace_id})}
+    llm = {row["SpanId"]: llm_facts(row) for row in calls}
     return {"trace_id": trace_id, "spans": [_span(row, llm.get(row["SpanId"])) for row in rows]}
 
 
