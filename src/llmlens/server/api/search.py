@@ -5,20 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
+from llmlens.server.api.errors import error_response
 from llmlens.server.query.search import search_traces
 from llmlens.server.query.traceql import TraceQLError, compile_query
-from llmlens.server.query.window import WindowError, parse_window
+from llmlens.server.query.window import parse_window
 
 router = APIRouter()
 
 MAX_LIMIT = 1000
-
-
-def bad_request(code: str, message: str, parameter: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "parameter": parameter, **extra}},
-                        status_code=400)
 
 
 @router.get("/api/v1/search")
@@ -29,20 +24,17 @@ async def search(
     end: str | None = Query(None, description="RFC 3339 or relative; default now"),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
 ) -> Any:
-    try:
-        window = parse_window(start, end)
-    except WindowError as exc:
-        return bad_request("bad_parameter", str(exc), exc.parameter)
+    window = parse_window(start, end)  # a bad time is a 400 from the app's error handler
     try:
         compiled = compile_query(q)
     except TraceQLError as exc:
-        return bad_request("bad_query", str(exc), "q", position=exc.position,
-                           line=exc.line, column=exc.column)
+        return error_response(400, "bad_query", str(exc), "q", position=exc.position, line=exc.line,
+                              column=exc.column)
     try:
         items = await search_traces(request.app.state.store, compiled, window, limit)
     except Exception as exc:
         # RE2 may still refuse a pattern Python's re accepted: that is the query's fault.
         if "re2" in str(exc):
-            return bad_request("bad_query", "invalid regular expression (RE2 syntax)", "q")
+            return error_response(400, "bad_query", "invalid regular expression (RE2 syntax)", "q")
         raise
     return {"items": items, "next_cursor": None, "query": q}
