@@ -258,6 +258,18 @@ class MockLlm:
                 return "timeout"
         return None
 
+    async def begin(self, request: Request, *, snapshot: bool = True) -> tuple[dict[str, Any], str, Response | None]:
+        """Read an API request: its body, its model, and the failure to answer instead, if one is injected.
+
+        Failures are counted under the model name the API answers with (a dated snapshot for chat
+        models when `snapshot`), like the successful requests.
+        """
+        body = await request.json()
+        model = str(body.get("model", ""))
+        injected = self.injected_status(request)
+        failed = await self.failure(injected, response_model(model) if snapshot else model) if injected else None
+        return body, model, failed
+
     async def failure(self, status: str, model: str) -> Response | None:
         self.metrics.failures.labels(model, status).inc()
         if status == "timeout":
@@ -315,14 +327,10 @@ def _sse(obj: Any) -> bytes:
 
 
 async def chat_completions(mock: MockLlm, request: Request) -> Response:
-    body = await request.json()
-    model = str(body.get("model", ""))
+    body, model, failed = await mock.begin(request)
+    if failed is not None:
+        return failed
     answered_model = response_model(model)
-    injected = mock.injected_status(request)
-    if injected:
-        failed = await mock.failure(injected, answered_model)
-        if failed is not None:
-            return failed
     messages = body.get("messages") or []
     n_prompt = prompt_tokens(messages)
     prompt = "\n".join(_message_text(m.get("content")) for m in messages)
@@ -436,13 +444,9 @@ async def _chat_stream(
 
 
 async def embeddings(mock: MockLlm, request: Request) -> Response:
-    body = await request.json()
-    model = str(body.get("model", ""))
-    injected = mock.injected_status(request)
-    if injected:
-        failed = await mock.failure(injected, model)
-        if failed is not None:
-            return failed
+    body, model, failed = await mock.begin(request, snapshot=False)
+    if failed is not None:
+        return failed
     inputs = body.get("input")
     texts = [inputs] if isinstance(inputs, str) else [str(t) for t in (inputs or [])]
     dimensions = int(body.get("dimensions") or EMBEDDING_DIMENSIONS.get(model, DEFAULT_EMBEDDING_DIMENSIONS))
@@ -480,14 +484,10 @@ def _responses_input(body: dict[str, Any]) -> tuple[str, int]:
 
 
 async def responses(mock: MockLlm, request: Request) -> Response:
-    body = await request.json()
-    model = str(body.get("model", ""))
+    body, model, failed = await mock.begin(request)
+    if failed is not None:
+        return failed
     answered_model = response_model(model)
-    injected = mock.injected_status(request)
-    if injected:
-        failed = await mock.failure(injected, answered_model)
-        if failed is not None:
-            return failed
     prompt, n_prompt = _responses_input(body)
     words = answer_words(mock.settings.seed, prompt, body.get("max_output_tokens"))
     n_output = len(words)
