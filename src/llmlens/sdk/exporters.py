@@ -1,4 +1,8 @@
-"""OTLP exporters for traces, metrics and logs, over HTTP/protobuf (default) or gRPC."""
+"""OTLP exporters for traces, metrics and logs, over HTTP/protobuf (default) or gRPC.
+
+Spans over HTTP use llmlens's own exporter (span_export: the OTel encoder was the largest
+cost of an instrumented call); everything else uses the OpenTelemetry exporters.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,9 @@ def span_exporter(config: SdkConfig) -> Any:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter(**_grpc_args(config, "traces"))
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+    from llmlens.sdk.span_export import OtlpHttpSpanExporter
 
-    return HttpSpanExporter(endpoint=config.signal_endpoint("traces"), headers=dict(config.headers) or None,
-                            timeout=EXPORT_TIMEOUT_S)
+    return OtlpHttpSpanExporter(config.signal_endpoint("traces"), headers=config.headers, timeout_s=EXPORT_TIMEOUT_S)
 
 
 def metric_exporter(config: SdkConfig) -> Any:
