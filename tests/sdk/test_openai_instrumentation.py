@@ -168,3 +168,21 @@ def test_stream_abandoned_early_still_ends_its_span(sdk, receiver, client):
     span = _one_span(receiver, "chat gpt-4o-mini")
     assert span.status_code != 2  # stopping early is not an error
     assert "gen_ai.response.time_to_first_chunk" in span.attributes
+
+
+def test_request_carries_the_llm_spans_trace_context_but_no_baggage(sdk, receiver, mock_llm_url):
+    """A provider that traces itself joins the trace under the LLM span; user ids in baggage stay home."""
+    import httpx
+
+    sent: list[httpx.Headers] = []
+    http = httpx.Client(event_hooks={"request": [lambda request: sent.append(request.headers)]})
+    client = openai.OpenAI(base_url=mock_llm_url, api_key="test-key", max_retries=0, http_client=http)
+    sdk()
+    with llmlens.context(user_id="alice@example.com"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-caller": "kept"})
+    span = _one_span(receiver, "chat gpt-4o-mini")
+    version, trace_id, parent_id, flags = sent[0]["traceparent"].split("-")
+    assert (version, trace_id, parent_id) == ("00", span.trace_id, span.span_id)
+    assert int(flags, 16) & 1  # sampled
+    assert sent[0]["x-caller"] == "kept"
+    assert "baggage" not in sent[0]

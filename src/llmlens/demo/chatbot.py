@@ -148,8 +148,8 @@ def create_app(
 
 
 async def _propagate_trace_context(request: httpx.Request) -> None:
-    # The llmlens openai instrumentation sends no trace headers to the provider; the demo wants the
-    # mock LLM inside the same trace, so add them here unless something upstream already did.
+    # llmlens's openai instrumentation already sends the LLM span's trace context; this covers the
+    # chatbot's other calls through the same client, so the mock LLM always joins the trace.
     if "traceparent" not in request.headers:
         propagate.inject(request.headers)
 

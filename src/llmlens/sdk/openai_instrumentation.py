@@ -22,8 +22,7 @@ from typing import Any
 
 import wrapt
 from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llmlens import semconv
 from llmlens.sdk import runtime
@@ -287,17 +286,16 @@ def _suppress_http(rt: runtime.Runtime) -> object | None:
     return None
 
 
-_TRACE_CONTEXT = TraceContextTextMapPropagator()
-
-
 def _with_trace_headers(call: LlmCall, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Send W3C trace context (not baggage: it may carry user ids) with the request, so a
     server that traces itself (vLLM, the demo's mock, a gateway) joins this trace under the
-    LLM span."""
-    carrier: dict[str, str] = {}
-    _TRACE_CONTEXT.inject(carrier, context=set_span_in_context(call.span))
-    if not carrier:
+    LLM span. Written directly: the propagator API costs a context copy per call."""
+    ctx = call.span.get_span_context()
+    if not ctx.is_valid:
         return kwargs
+    carrier = {"traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"}
+    if ctx.trace_state:
+        carrier["tracestate"] = ctx.trace_state.to_header()
     headers = kwargs.get("extra_headers")
     merged = {**carrier, **headers} if isinstance(headers, dict) else carrier
     return {**kwargs, "extra_headers": merged}
@@ -376,15 +374,20 @@ def instrument_openai() -> bool:
          _make_async("chat", finish_chat, AsyncChatStream)),
         ("openai.resources.embeddings", "Embeddings.create", _make_sync("embeddings", finish_embeddings, None)),
         ("openai.resources.embeddings", "AsyncEmbeddings.create", _make_async("embeddings", finish_embeddings, None)),
-        ("openai.resources.responses", "Responses.create",
-         _make_sync("chat", finish_response, ResponseStream)),
-        ("openai.resources.responses", "AsyncResponses.create",
-         _make_async("chat", finish_response, AsyncResponseStream)),
     ]
     for module, name, wrapper in targets:
         try:
             wrapt.wrap_function_wrapper(module, name, wrapper)
         except (ImportError, AttributeError):
             continue  # an older client without this API
+    # openai imports the Responses API lazily, on first use of `client.responses`, and importing it
+    # builds ~300 ms of pydantic models: patch it when it is imported, not at init().
+    wrapt.register_post_import_hook(_patch_responses, "openai.resources.responses.responses")
     _patched = True
     return True
+
+
+def _patch_responses(module: Any) -> None:
+    wrapt.wrap_function_wrapper(module, "Responses.create", _make_sync("chat", finish_response, ResponseStream))
+    wrapt.wrap_function_wrapper(module, "AsyncResponses.create",
+                                _make_async("chat", finish_response, AsyncResponseStream))
