@@ -1,12 +1,15 @@
 """Overhead of llmlens's SDK on real openai calls, next to peer instrumentations.
 
-    python benchmarks/sdk_overhead.py [--calls 400] [--repeats 3] [--rows baseline,llmlens,openai-v2,...]
+    python benchmarks/sdk_overhead.py [--calls 400] [--repeats 5] [--rows baseline,llmlens,openai-v2,...]
+    python benchmarks/sdk_overhead.py --instructions [--rows ...]     # deterministic, needs valgrind
 
 The real `openai` client calls the demo's mock LLM (a separate process, answering at once:
 ttft 0, 0 ms/token) N times in a row, non-streaming ("chat") and streaming with
 `stream_options.include_usage` ("stream"). Each (row, mode) runs in a fresh process; the
-rows are repeated with their order rotated, and each figure is the median over repeats,
-minus the uninstrumented baseline of the same repeats. Per call:
+rows are repeated with their order rotated. Each figure is the median, over repeats, of the
+row's value minus the uninstrumented baseline's value in the same repeat (paired, so a slow
+spell of the machine cancels out); "spread" is the interquartile range of those differences.
+Per call:
 
   wall    wall time of the N calls / N (the caller's view; export runs on other threads)
   cpu     process CPU time, all threads, from the first call to the end of the final flush / N
@@ -16,6 +19,14 @@ minus the uninstrumented baseline of the same repeats. Per call:
   rss     peak resident memory of the process
   init    import openai + import and set up the instrumentation
   bytes   OTLP bytes received by a local sink (the benchmark's own tiny HTTP server) / N
+
+--instructions counts CPU instructions instead of time, with valgrind's callgrind (all threads
+of the process, so export work counts), which does not depend on what else the machine is
+doing: on a shared 2-core VM the timed figures of the same code vary by +-20% from process to
+process, more than the overheads being compared. Per row it runs the chat loop at two call
+counts (instructions per call = difference / difference in calls: start-up cancels) and the
+stream loop at two answer lengths (max_tokens 64 vs 8: 20 more chunks a call; instructions per
+chunk = difference / (calls x 20)); the baseline's figures are subtracted. Runs two at a time.
 
 Peers (installed separately, never a dependency of llmlens):
   openai-v2      opentelemetry-instrumentation-openai-v2==2.4b0 + opentelemetry-util-genai==0.4b0
@@ -158,7 +169,8 @@ def setup_row(row: str, sink: str) -> tuple[Any, Any]:
     raise SystemExit(f"unknown row {row}")
 
 
-def run_child(row: str, mode: str, calls: int, warmup: int, base_url: str, sink: str) -> dict[str, Any]:
+def run_child(row: str, mode: str, calls: int, warmup: int, base_url: str, sink: str,
+              max_tokens: int = 64) -> dict[str, Any]:
     t0 = time.perf_counter()
     client_class, flush = setup_row(row, sink)
     init_s = time.perf_counter() - t0
@@ -171,7 +183,7 @@ def run_child(row: str, mode: str, calls: int, warmup: int, base_url: str, sink:
             return None
         first = None
         n = 0
-        for _chunk in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=64,
+        for _chunk in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=max_tokens,
                                                      stream=True, stream_options={"include_usage": True}):
             if first is None:
                 first = time.perf_counter()
@@ -243,24 +255,27 @@ def _fmt(value: float | None, digits: int = 0, signed: bool = True) -> str:
     return f"{value:+,.{digits}f}" if signed else f"{value:,.{digits}f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--calls", type=int, default=400)
-    p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--rows", default=",".join(ROWS))
-    p.add_argument("--child", nargs=4, metavar=("ROW", "MODE", "BASE_URL", "SINK"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.child:
-        row, mode, base_url, sink = args.child
-        print(json.dumps(run_child(row, mode, args.calls, args.warmup, base_url, sink)))
-        return 0
+def _child_command(args: argparse.Namespace, row: str, mode: str, base_url: str, sink: str, calls: int,
+                   max_tokens: int = 64) -> list[str]:
+    return [sys.executable, os.path.abspath(__file__), "--calls", str(calls), "--warmup", str(args.warmup),
+            "--max-tokens", str(max_tokens), "--child", row, mode, base_url, sink]
 
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    missing = [r for r in rows if not _installed(r)]
-    rows = [r for r in rows if r not in missing]
-    if "baseline" not in rows:
-        rows.insert(0, "baseline")
+
+def _paired(results: dict[tuple[str, str], list[dict[str, Any]]], row: str, mode: str,
+            key: str) -> tuple[float | None, float | None]:
+    """Median and interquartile range of (row - baseline) over the repeats that have both."""
+    ours, base = results.get((row, mode), []), results.get(("baseline", mode), [])
+    diffs = [a[key] - b[key] for a, b in zip(ours, base, strict=False)
+             if a.get(key) is not None and b.get(key) is not None]
+    if not diffs:
+        return None, None
+    if len(diffs) < 4:
+        return statistics.median(diffs), max(diffs) - min(diffs)
+    q = statistics.quantiles(diffs, n=4)
+    return statistics.median(diffs), q[2] - q[0]
+
+
+def timed(args: argparse.Namespace, rows: list[str], missing: list[str]) -> int:
     sink = Sink()
     mock, base_url = _start_mock()
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -270,17 +285,17 @@ def main(argv: list[str] | None = None) -> int:
             for mode in MODES:
                 for row in order:
                     sink.take()
-                    out = subprocess.run(
-                        [sys.executable, os.path.abspath(__file__), "--calls", str(args.calls), "--warmup",
-                         str(args.warmup), "--child", row, mode, base_url, sink.url],
-                        capture_output=True, text=True, timeout=600)
+                    out = subprocess.run(_child_command(args, row, mode, base_url, sink.url, args.calls),
+                                         capture_output=True, text=True, timeout=600)
                     if out.returncode != 0:
                         print(f"! {row}/{mode} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-                        continue
-                    result = json.loads(out.stdout.strip().splitlines()[-1])
-                    result["bytes"] = sink.take() / (args.calls + args.warmup)
+                        result: dict[str, Any] = {}
+                    else:
+                        result = json.loads(out.stdout.strip().splitlines()[-1])
+                        result["bytes"] = sink.take() / (args.calls + args.warmup)
+                        print(f"  repeat {repeat + 1} {mode:6} {row:13} cpu {result['cpu_us']:8.0f} us/call",
+                              file=sys.stderr)
                     results.setdefault((row, mode), []).append(result)
-                    print(f"  repeat {repeat + 1} {mode:6} {row:13} cpu {result['cpu_us']:8.0f} us/call", file=sys.stderr)
     finally:
         mock.terminate()
         mock.wait(timeout=10)
@@ -289,16 +304,18 @@ def main(argv: list[str] | None = None) -> int:
         values = [r[key] for r in results.get((row, mode), []) if r.get(key) is not None]
         return statistics.median(values) if values else None
 
-    def over(row: str, mode: str, key: str) -> float | None:
-        a, b = med(row, mode, key), med("baseline", mode, key)
-        return None if a is None or b is None else a - b
+    def cell(row: str, mode: str, key: str, digits: int = 0, unit: str = " us", spread: bool = False) -> str:
+        value, iqr = _paired(results, row, mode, key)
+        text = _fmt(value, digits) + unit
+        return f"{text} (±{iqr / 2:,.{digits}f})" if spread and iqr is not None else text
 
     print(f"\nsdk_overhead: {args.calls} calls x {args.repeats} repeats per row and mode, fresh process each, "
           f"order rotated; python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print(f"baseline: chat {_fmt(med('baseline', 'chat', 'wall_us'), signed=False)} us/call wall, "
           f"{_fmt(med('baseline', 'chat', 'cpu_us'), signed=False)} us/call CPU; stream "
           f"{_fmt(med('baseline', 'stream', 'wall_us'), signed=False)} us/call wall, "
-          f"{_fmt(med('baseline', 'stream', 'chunk_us'), 1, signed=False)} us/chunk\n")
+          f"{_fmt(med('baseline', 'stream', 'chunk_us'), 1, signed=False)} us/chunk")
+    print("figures: median of paired differences to the baseline; (±) half the interquartile range\n")
     header = ("row", "chat wall", "chat CPU", "chat p50", "stream wall", "stream CPU", "per chunk",
               "peak RSS", "import+init", "OTLP B/call")
     print("| " + " | ".join(header) + " |")
@@ -307,27 +324,112 @@ def main(argv: list[str] | None = None) -> int:
         if row == "baseline":
             continue
         cells = [
-            row,
-            _fmt(over(row, "chat", "wall_us")) + " us", _fmt(over(row, "chat", "cpu_us")) + " us",
-            _fmt(over(row, "chat", "p50_us")) + " us", _fmt(over(row, "stream", "wall_us")) + " us",
-            _fmt(over(row, "stream", "cpu_us")) + " us", _fmt(over(row, "stream", "chunk_us"), 2) + " us",
-            _fmt(over(row, "chat", "rss_mb"), 1) + " MB", _fmt(over(row, "chat", "init_ms"), 0) + " ms",
-            _fmt(med(row, "chat", "bytes"), 0, signed=False),
+            row, cell(row, "chat", "wall_us"), cell(row, "chat", "cpu_us", spread=True), cell(row, "chat", "p50_us"),
+            cell(row, "stream", "wall_us"), cell(row, "stream", "cpu_us", spread=True),
+            cell(row, "stream", "chunk_us", 2, spread=True), cell(row, "chat", "rss_mb", 1, " MB"),
+            cell(row, "chat", "init_ms", 0, " ms"), _fmt(med(row, "chat", "bytes"), 0, signed=False),
         ]
         print("| " + " | ".join(cells) + " |")
     for row in missing:
         print(f"| {row} | not installed ({REQUIRED_MODULE[row]}) |")
-    ours = over("llmlens", "chat", "cpu_us")
-    peers = {r: over(r, "chat", "cpu_us") for r in rows if r not in ("baseline", "llmlens")}
-    peers = {r: v for r, v in peers.items() if v is not None}
+    _verdict({r: _paired(results, r, "chat", "cpu_us")[0] for r in rows if r != "baseline"},
+             {r: _paired(results, r, "stream", "chunk_us")[0] for r in rows if r != "baseline"}, "us", 2)
+    return 0
+
+
+def _verdict(chat: dict[str, float | None], chunk: dict[str, float | None], unit: str, digits: int) -> None:
+    ours = chat.get("llmlens")
+    peers = {r: v for r, v in chat.items() if r != "llmlens" and v is not None}
     if ours is not None and peers:
         best = min(peers, key=lambda r: peers[r])
-        print(f"\nllmlens chat CPU overhead {ours:+.0f} us vs best peer {best} {peers[best]:+.0f} us "
+        print(f"\nllmlens chat CPU overhead {ours:+,.0f} {unit} vs best peer {best} {peers[best]:+,.0f} {unit} "
               f"(ratio {ours / peers[best]:.2f}; bar: <= 0.50)")
-    chunk_ours, chunk_v2 = over("llmlens", "stream", "chunk_us"), over("openai-v2", "stream", "chunk_us")
+    chunk_ours, chunk_v2 = chunk.get("llmlens"), chunk.get("openai-v2")
     if chunk_ours is not None and chunk_v2 is not None:
-        print(f"llmlens per-chunk overhead {chunk_ours:+.2f} us vs openai-v2 {chunk_v2:+.2f} us (bar: <=)")
+        print(f"llmlens per-chunk overhead {chunk_ours:+,.{digits}f} {unit} vs openai-v2 {chunk_v2:+,.{digits}f} "
+              f"{unit} (bar: <=)")
+
+
+# --- Instruction counts (valgrind) ---------------------------------------------------------------
+
+SHORT_ANSWER_TOKENS = 8  # the mock answers this prompt with 28 words; max_tokens 8 cuts it to 8
+
+
+def _instructions(command: list[str]) -> int:
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                         capture_output=True, text=True, timeout=3600)
+    for line in out.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise RuntimeError(f"valgrind failed for {command[-4:]}:\n{out.stderr[-2000:]}")
+
+
+def instructions(args: argparse.Namespace, rows: list[str], missing: list[str]) -> int:
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    low, high = max(1, args.calls // 4), args.calls
+    sink = Sink()
+    mock, base_url = _start_mock()
+    jobs = {}
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for row in rows:
+                jobs[(row, "chat", low)] = pool.submit(
+                    _instructions, _child_command(args, row, "chat", base_url, sink.url, low))
+                jobs[(row, "chat", high)] = pool.submit(
+                    _instructions, _child_command(args, row, "chat", base_url, sink.url, high))
+                jobs[(row, "long", high)] = pool.submit(
+                    _instructions, _child_command(args, row, "stream", base_url, sink.url, high, 64))
+                jobs[(row, "short", high)] = pool.submit(
+                    _instructions, _child_command(args, row, "stream", base_url, sink.url, high, SHORT_ANSWER_TOKENS))
+            counts = {key: job.result() for key, job in jobs.items()}
+    finally:
+        mock.terminate()
+        mock.wait(timeout=10)
+    per_call = {row: (counts[(row, "chat", high)] - counts[(row, "chat", low)]) / (high - low) for row in rows}
+    extra_chunks = 28 - SHORT_ANSWER_TOKENS
+    per_chunk = {row: (counts[(row, "long", high)] - counts[(row, "short", high)]) / (high * extra_chunks)
+                 for row in rows}
+    print(f"\nsdk_overhead --instructions: valgrind callgrind, all threads; chat {low} vs {high} calls, stream "
+          f"{high} calls of 28 vs {SHORT_ANSWER_TOKENS} chunks; python {sys.version.split()[0]}")
+    print(f"baseline: {per_call['baseline']:,.0f} instructions per chat call, "
+          f"{per_chunk['baseline']:,.0f} per streamed chunk\n")
+    print("| row | chat call | per chunk |")
+    print("|---|---|---|")
+    chat = {r: per_call[r] - per_call["baseline"] for r in rows if r != "baseline"}
+    chunk = {r: per_chunk[r] - per_chunk["baseline"] for r in rows if r != "baseline"}
+    for row in chat:
+        print(f"| {row} | {chat[row]:+,.0f} instr | {chunk[row]:+,.0f} instr |")
+    for row in missing:
+        print(f"| {row} | not installed ({REQUIRED_MODULE[row]}) |")
+    _verdict(chat, chunk, "instr", 0)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--calls", type=int, default=400, help="calls per process (--instructions: 200 is plenty)")
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rows", default=",".join(ROWS))
+    p.add_argument("--instructions", action="store_true", help="count instructions with valgrind instead of timing")
+    p.add_argument("--max-tokens", type=int, default=64, help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=4, metavar=("ROW", "MODE", "BASE_URL", "SINK"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        row, mode, base_url, sink = args.child
+        print(json.dumps(run_child(row, mode, args.calls, args.warmup, base_url, sink, args.max_tokens)))
+        return 0
+
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    missing = [r for r in rows if not _installed(r)]
+    rows = [r for r in rows if r not in missing]
+    if "baseline" not in rows:
+        rows.insert(0, "baseline")
+    return instructions(args, rows, missing) if args.instructions else timed(args, rows, missing)
 
 
 if __name__ == "__main__":
