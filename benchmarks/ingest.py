@@ -110,6 +110,21 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return own, children
 
 
+def merge_cpu_seconds(pid: int) -> float:
+    """CPU time of the server's ClickHouse merge threads (named MergeMutate), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if comm.startswith("MergeMutate"):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def reference_us_per_span(body: bytes) -> float:
     """CPU speed of this machine right now: decode + normalise one body in this process.
 
@@ -175,6 +190,7 @@ def main() -> None:
                     time.sleep(float(r.headers.get("retry-after", "1")))
 
     cpu_before = cpu_seconds(server.proc.pid)
+    merges_before = merge_cpu_seconds(server.proc.pid)
     started = time.monotonic()
     threads = [threading.Thread(target=sender, args=(i,)) for i in range(args.senders)]
     for t in threads:
@@ -187,6 +203,7 @@ def main() -> None:
     elapsed_e2e = time.monotonic() - started
     peak_kb = rss_peak_kb(server.proc.pid)
     own_after, children_after = cpu_seconds(server.proc.pid)
+    merges = merge_cpu_seconds(server.proc.pid) - merges_before
     own, children = own_after - cpu_before[0], children_after - cpu_before[1]
     cpu = own + children
     server.terminate()
@@ -199,7 +216,8 @@ def main() -> None:
     print(f"spans per insert commit    {status['spans'] / max(1, status['writer']['commits']):,.0f}  "
           f"({status['writer']['commits']} commits)")
     print(f"server CPU per span        {cpu / max(1, status['spans']) * 1e6:,.1f} us  (server {own / max(1, status['spans']) * 1e6:,.0f} + ingest "
-          f"workers {children / max(1, status['spans']) * 1e6:,.0f}; 2 cores / this = {2 / max(1e-9, cpu / max(1, status['spans'])):,.0f} spans/s ceiling)")
+          f"workers {children / max(1, status['spans']) * 1e6:,.0f}; of the server's, merges "
+          f"{merges / max(1, status['spans']) * 1e6:,.0f}; 2 cores / this = {2 / max(1e-9, cpu / max(1, status['spans'])):,.0f} spans/s ceiling)")
     print(f"server peak RSS            {peak_kb / 1024:,.0f} MiB")
     print(f"bytes on disk per span     {disk / max(1, status['spans']):,.0f}  (data dir, before background merges)")
     print(f"machine                    {os.cpu_count()} cores, python {sys.version.split()[0]}; reference "

@@ -167,3 +167,17 @@ def test_parameters_with_special_characters_round_trip(store):
     rows = store.backend.fetch("SELECT {v:String} AS v", {"v": value})
     assert rows[0]["v"] == value
     assert store.backend.fetch("SELECT count() AS c FROM system.tables WHERE name = 'otel_traces'")[0]["c"] == 1
+
+
+def test_embedded_store_merges_with_lower_write_amplification(store):
+    """The merge settings land on every write-heavy table, and stay there when the store is opened again."""
+    from llmlens.server.store.schema import WRITE_HEAVY_TABLES, tune_embedded_merges
+
+    tune_embedded_merges(store.backend)  # a second time, as on every start: no error, no change
+    rows = store.backend.fetch("SELECT name, create_table_query AS ddl FROM system.tables "
+                               "WHERE database = currentDatabase()")
+    ddl = {row["name"]: row["ddl"] for row in rows}
+    for table in WRITE_HEAVY_TABLES:
+        assert "merge_selector_base = 8" in ddl[table], table
+        assert "merge_selector_enable_heuristic_to_lower_max_parts_to_merge_at_once = 0" in ddl[table], table
+    assert "merge_selector_base" not in ddl["llm_scores"]  # rarely written: ClickHouse's defaults
