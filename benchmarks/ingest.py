@@ -93,35 +93,40 @@ def build_request(traces: int, now_ns: int) -> bytes:
     return request.SerializeToString()
 
 
+def _stat(path: Path) -> tuple[str, list[str]] | None:
+    """(command name, fields after it) of a /proc stat file, or None if the task is gone."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    return text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
+
+
+def _cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """CPU time of a process, and of its live children (the ingest workers), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
     own = children = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        stat = _stat(path)
+        if stat is None:
             continue
-        used = (int(fields[11]) + int(fields[12])) / tick
-        if stat.parent.name == str(pid):
-            own += used
-        elif fields[1] == str(pid):
-            children += used
+        if path.parent.name == str(pid):
+            own += _cpu(stat[1])
+        elif stat[1][1] == str(pid):
+            children += _cpu(stat[1])
     return own, children
 
 
 def merge_cpu_seconds(pid: int) -> float:
     """CPU time of the server's ClickHouse merge threads (named MergeMutate), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        comm, fields = text[text.index("(") + 1:text.rindex(")")], text.rsplit(")", 1)[1].split()
-        if comm.startswith("MergeMutate"):
-            total += (int(fields[11]) + int(fields[12])) / tick
+    for path in Path(f"/proc/{pid}/task").glob("*/stat"):
+        stat = _stat(path)
+        if stat is not None and stat[0].startswith("MergeMutate"):
+            total += _cpu(stat[1])
     return total
 
 

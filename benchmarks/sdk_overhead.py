@@ -40,6 +40,7 @@ A row whose library is not installed is reported as such and skipped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -49,6 +50,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -221,20 +223,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_mock() -> tuple[subprocess.Popen[bytes], str]:
+@contextlib.contextmanager
+def _mock_llm() -> Iterator[str]:
+    """The demo's mock LLM as its own process, answering at once; yields its base URL."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llmlens.demo.mock_llm", "--host", "127.0.0.1", "--port",
                              str(port), "--ttft-ms", "0", "--ms-per-token", "0"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("mock LLM did not start")
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("mock LLM did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def _installed(row: str) -> bool:
@@ -277,9 +286,8 @@ def _paired(results: dict[tuple[str, str], list[dict[str, Any]]], row: str, mode
 
 def timed(args: argparse.Namespace, rows: list[str], missing: list[str]) -> int:
     sink = Sink()
-    mock, base_url = _start_mock()
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    try:
+    with _mock_llm() as base_url:
         for repeat in range(args.repeats):
             order = rows[repeat % len(rows):] + rows[:repeat % len(rows)]
             for mode in MODES:
@@ -296,9 +304,6 @@ def timed(args: argparse.Namespace, rows: list[str], missing: list[str]) -> int:
                         print(f"  repeat {repeat + 1} {mode:6} {row:13} cpu {result['cpu_us']:8.0f} us/call",
                               file=sys.stderr)
                     results.setdefault((row, mode), []).append(result)
-    finally:
-        mock.terminate()
-        mock.wait(timeout=10)
 
     def med(row: str, mode: str, key: str) -> float | None:
         values = [r[key] for r in results.get((row, mode), []) if r.get(key) is not None]
@@ -371,24 +376,15 @@ def instructions(args: argparse.Namespace, rows: list[str], missing: list[str]) 
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
     low, high = max(1, args.calls // 4), args.calls
+    # (key, mode, calls, max_tokens): chat at two call counts, stream at two answer lengths.
+    runs = [(("chat", low), "chat", low, 64), (("chat", high), "chat", high, 64),
+            (("long", high), "stream", high, 64), (("short", high), "stream", high, SHORT_ANSWER_TOKENS)]
     sink = Sink()
-    mock, base_url = _start_mock()
-    jobs = {}
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for row in rows:
-                jobs[(row, "chat", low)] = pool.submit(
-                    _instructions, _child_command(args, row, "chat", base_url, sink.url, low))
-                jobs[(row, "chat", high)] = pool.submit(
-                    _instructions, _child_command(args, row, "chat", base_url, sink.url, high))
-                jobs[(row, "long", high)] = pool.submit(
-                    _instructions, _child_command(args, row, "stream", base_url, sink.url, high, 64))
-                jobs[(row, "short", high)] = pool.submit(
-                    _instructions, _child_command(args, row, "stream", base_url, sink.url, high, SHORT_ANSWER_TOKENS))
-            counts = {key: job.result() for key, job in jobs.items()}
-    finally:
-        mock.terminate()
-        mock.wait(timeout=10)
+    with _mock_llm() as base_url, ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = {(row, *key): pool.submit(_instructions, _child_command(args, row, mode, base_url, sink.url, calls,
+                                                                     max_tokens))
+                for row in rows for key, mode, calls, max_tokens in runs}
+        counts = {key: job.result() for key, job in jobs.items()}
     per_call = {row: (counts[(row, "chat", high)] - counts[(row, "chat", low)]) / (high - low) for row in rows}
     extra_chunks = 28 - SHORT_ANSWER_TOKENS
     per_chunk = {row: (counts[(row, "long", high)] - counts[(row, "short", high)]) / (high * extra_chunks)

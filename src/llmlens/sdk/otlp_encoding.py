@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 log = logging.getLogger("llmlens.sdk")
@@ -218,27 +218,28 @@ def encode_span(span: Any) -> bytes:
     return b"".join(parts)
 
 
-_resource_cache: dict[int, tuple[Any, bytes]] = {}
-_scope_cache: dict[int, tuple[Any, bytes]] = {}
+# id(resource or scope) -> (the object, its encoded header): spans of one provider share both objects.
+_header_cache: dict[int, tuple[Any, bytes]] = {}
 
 
-def _resource_field(resource: Any) -> bytes:
-    """ResourceSpans.resource (field 1), encoded once per resource object."""
-    cached = _resource_cache.get(id(resource))
-    if cached is not None and cached[0] is resource:
+def _once_per_object(obj: Any, encode: Callable[[Any], bytes]) -> bytes:
+    cached = _header_cache.get(id(obj))
+    if cached is not None and cached[0] is obj:
         return cached[1]
-    encoded = _field(b"\x0a", attributes_field(b"\x0a", resource.attributes))
-    if len(_resource_cache) >= _CACHE_MAX:
-        _resource_cache.clear()
-    _resource_cache[id(resource)] = (resource, encoded)
+    encoded = encode(obj)
+    if len(_header_cache) >= _CACHE_MAX:
+        _header_cache.clear()
+    _header_cache[id(obj)] = (obj, encoded)
     return encoded
 
 
+def _resource_field(resource: Any) -> bytes:
+    """ResourceSpans.resource (field 1)."""
+    return _field(b"\x0a", attributes_field(b"\x0a", resource.attributes))
+
+
 def _scope_field(scope: Any) -> bytes:
-    """ScopeSpans.scope (field 1), encoded once per scope object."""
-    cached = _scope_cache.get(id(scope))
-    if cached is not None and cached[0] is scope:
-        return cached[1]
+    """ScopeSpans.scope (field 1)."""
     body = b""
     if scope is not None:
         if scope.name:
@@ -246,11 +247,7 @@ def _scope_field(scope: Any) -> bytes:
         if scope.version:
             body += _field(b"\x12", scope.version.encode())
         body += attributes_field(b"\x1a", getattr(scope, "attributes", None))
-    encoded = _field(b"\x0a", body)
-    if len(_scope_cache) >= _CACHE_MAX:
-        _scope_cache.clear()
-    _scope_cache[id(scope)] = (scope, encoded)
-    return encoded
+    return _field(b"\x0a", body)
 
 
 def encode_spans(spans: Sequence[Any]) -> bytes:
@@ -268,9 +265,9 @@ def encode_spans(spans: Sequence[Any]) -> bytes:
         entry[1].append(_field(b"\x12", encode_span(span)))
     out = []
     for resource, scopes in grouped.values():
-        body = [_resource_field(resource)]
+        body = [_once_per_object(resource, _resource_field)]
         for scope, encoded_spans in scopes.values():
-            scope_body = _scope_field(scope) + b"".join(encoded_spans)
+            scope_body = _once_per_object(scope, _scope_field) + b"".join(encoded_spans)
             schema = getattr(scope, "schema_url", "") if scope is not None else ""
             if schema:
                 scope_body += _field(b"\x1a", schema.encode())

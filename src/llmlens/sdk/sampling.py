@@ -47,7 +47,3 @@ class LlmSampler(Sampler):
 
     def get_description(self) -> str:
         return f"LlmSampler{{parent-based, ratio={self._ratio}, unsampled spans recorded}}"
-
-
-def llm_sampler(ratio: float) -> Sampler:
-    return LlmSampler(ratio)

@@ -29,7 +29,7 @@ from llmlens.sdk.config import SdkConfig, resolve_config
 from llmlens.sdk.llm_metrics import LlmMetrics
 from llmlens.sdk.processors import ContextAttributesProcessor, LlmMetricsProcessor
 from llmlens.sdk.prom_metrics import register_collector
-from llmlens.sdk.sampling import llm_sampler
+from llmlens.sdk.sampling import LlmSampler
 
 log = logging.getLogger("llmlens.sdk")
 SHUTDOWN_TIMEOUT_MS = 5_000
@@ -143,7 +143,7 @@ def _build(config: SdkConfig) -> _Installed:
     if isinstance(existing, TracerProvider) and existing is not _our_globals.get("trace"):
         provider, owns = existing, False
     else:
-        provider, owns = TracerProvider(resource=resource, sampler=llm_sampler(config.sample_ratio)), True
+        provider, owns = TracerProvider(resource=resource, sampler=LlmSampler(config.sample_ratio)), True
     installed = _Installed(tracer_provider=provider, owns_tracer_provider=owns)
 
     agg = aggregates()

@@ -66,12 +66,16 @@ def apply_retention(backend: Backend, ttl_days: int) -> None:
     Only tables whose TTL differs are altered: MODIFY TTL re-checks every part of a table.
     """
     statements("", ttl_days)  # validates the number
-    rows = backend.fetch("SELECT name, create_table_query AS ddl FROM system.tables WHERE database = currentDatabase()")
-    ddl = {row["name"]: row["ddl"] for row in rows}
+    ddl = _table_ddl(backend)
     wanted = f"toIntervalDay({int(ttl_days)})"
     for table, column in _TTL_COLUMNS.items():
         if wanted not in ddl.get(table, wanted):
             backend.execute(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + {wanted}")
+
+
+def _table_ddl(backend: Backend) -> dict[str, str]:
+    rows = backend.fetch("SELECT name, create_table_query AS ddl FROM system.tables WHERE database = currentDatabase()")
+    return {row["name"]: row["ddl"] for row in rows}
 
 
 _TTL_COLUMNS = {
@@ -102,6 +106,8 @@ EMBEDDED_MERGE_SETTINGS = ("merge_selector_enable_heuristic_to_lower_max_parts_t
 
 
 def tune_embedded_merges(backend: Backend) -> None:
-    """Set the merge settings above on the write-heavy tables (idempotent: metadata only)."""
+    """Set the merge settings above on the write-heavy tables that do not have them yet."""
+    ddl = _table_ddl(backend)
     for table in WRITE_HEAVY_TABLES:
-        backend.execute(f"ALTER TABLE {table} MODIFY SETTING {EMBEDDED_MERGE_SETTINGS}")
+        if EMBEDDED_MERGE_SETTINGS not in ddl.get(table, ""):
+            backend.execute(f"ALTER TABLE {table} MODIFY SETTING {EMBEDDED_MERGE_SETTINGS}")
