@@ -120,6 +120,19 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return own, children
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) seconds of all cores since boot, from /proc/stat (steal counts as busy)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
+
+
+def kernel_cpu_seconds(pid: int) -> float:
+    """System (kernel) CPU time of a process: file creation for new parts shows up here."""
+    stat = _stat(Path(f"/proc/{pid}/stat"))
+    return int(stat[1][12]) / os.sysconf("SC_CLK_TCK") if stat else 0.0
+
+
 def merge_cpu_seconds(pid: int) -> float:
     """CPU time of the server's ClickHouse merge threads (named MergeMutate), from /proc."""
     total = 0.0
@@ -196,6 +209,9 @@ def main() -> None:
 
     cpu_before = cpu_seconds(server.proc.pid)
     merges_before = merge_cpu_seconds(server.proc.pid)
+    kernel_before = kernel_cpu_seconds(server.proc.pid)
+    machine_before = machine_cpu()
+    senders_before = time.process_time()
     started = time.monotonic()
     threads = [threading.Thread(target=sender, args=(i,)) for i in range(args.senders)]
     for t in threads:
@@ -203,12 +219,15 @@ def main() -> None:
     for t in threads:
         t.join()
     elapsed_send = time.monotonic() - started
+    senders_cpu = time.process_time() - senders_before
     total_acked = sum(accepted)
     status = server.wait_for_spans(total_acked, timeout=120)
     elapsed_e2e = time.monotonic() - started
     peak_kb = rss_peak_kb(server.proc.pid)
     own_after, children_after = cpu_seconds(server.proc.pid)
     merges = merge_cpu_seconds(server.proc.pid) - merges_before
+    kernel = kernel_cpu_seconds(server.proc.pid) - kernel_before
+    busy, idle = (after - before for after, before in zip(machine_cpu(), machine_before, strict=True))
     own, children = own_after - cpu_before[0], children_after - cpu_before[1]
     cpu = own + children
     server.terminate()
@@ -223,6 +242,9 @@ def main() -> None:
     print(f"server CPU per span        {cpu / max(1, status['spans']) * 1e6:,.1f} us  (server {own / max(1, status['spans']) * 1e6:,.0f} + ingest "
           f"workers {children / max(1, status['spans']) * 1e6:,.0f}; of the server's, merges "
           f"{merges / max(1, status['spans']) * 1e6:,.0f}; 2 cores / this = {2 / max(1e-9, cpu / max(1, status['spans'])):,.0f} spans/s ceiling)")
+    print(f"  of which in the kernel     {kernel / max(1, status['spans']) * 1e6:,.0f} us  (server process, system time)")
+    print(f"senders' CPU per span      {senders_cpu / max(1, total_acked) * 1e6:,.1f} us  (this process: httpx)")
+    print(f"machine busy               {100 * busy / max(1e-9, busy + idle):.0f}%  (all cores, from /proc/stat, send + drain)")
     print(f"server peak RSS            {peak_kb / 1024:,.0f} MiB")
     print(f"bytes on disk per span     {disk / max(1, status['spans']):,.0f}  (data dir, before background merges)")
     print(f"machine                    {os.cpu_count()} cores, python {sys.version.split()[0]}; reference "
