@@ -181,3 +181,42 @@ def test_embedded_store_merges_with_lower_write_amplification(store):
         assert "merge_selector_base = 8" in ddl[table], table
         assert "merge_selector_enable_heuristic_to_lower_max_parts_to_merge_at_once = 0" in ddl[table], table
     assert "merge_selector_base" not in ddl["llm_scores"]  # rarely written: ClickHouse's defaults
+
+
+def test_trace_id_ts_answers_grafanas_trace_lookup(store):
+    """otel_traces_trace_id_ts (a view over trace_index since schema 3) gives a stored trace's
+    start and end in whole seconds, as the OTel exporter's table did, for the query Grafana's
+    ClickHouse data source runs before it reads a trace's spans."""
+    from llmlens.server.normalise import build_cost_model
+    from llmlens.server.receive.workers import build_batch
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    trace_id = uuid.uuid4().bytes
+    start = (time.time_ns() // 10**9) * 10**9 - 3_600 * 10**9 + 250_000_000  # an hour ago, .25 s past a second
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for i, (offset_s, length_s) in enumerate(((0, 5), (1, 2), (2, 7))):  # the last span ends the trace, at +9.25 s
+        spans.add(trace_id=trace_id, span_id=(i + 1).to_bytes(8, "big"), name=f"step {i}",
+                  start_time_unix_nano=start + offset_s * 10**9,
+                  end_time_unix_nano=start + (offset_s + length_s) * 10**9)
+    batch = build_batch("traces", request.SerializeToString(), "protobuf", build_cost_model())
+    store.write_sync(batch, timeout=60)
+    # Two commits of the same trace: the view must still give one row with the whole span of time.
+    later = ExportTraceServiceRequest()
+    later.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=trace_id, span_id=(9).to_bytes(8, "big"), name="late", start_time_unix_nano=start + 20 * 10**9,
+        end_time_unix_nano=start + 21 * 10**9)
+    store.write_sync(build_batch("traces", later.SerializeToString(), "protobuf", build_cost_model()), timeout=60)
+
+    rows = store.backend.fetch(
+        "WITH {id:String} AS trace_id, "
+        "(SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_start, "
+        "(SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_end "
+        "SELECT toUnixTimestamp(trace_start) AS s, toUnixTimestamp(trace_end) AS e, "
+        "(SELECT count() FROM otel_traces WHERE TraceId = trace_id AND Timestamp >= trace_start "
+        "AND Timestamp <= trace_end) AS spans", {"id": trace_id.hex()})
+    assert rows == [{"s": start // 10**9, "e": start // 10**9 + 21 + 1, "spans": 4}]
+    kinds = store.backend.fetch("SELECT name, type FROM system.columns WHERE table = 'otel_traces_trace_id_ts' "
+                                "AND database = currentDatabase() ORDER BY position")
+    assert kinds == [{"name": "TraceId", "type": "String"}, {"name": "Start", "type": "DateTime"},
+                     {"name": "End", "type": "DateTime"}]

@@ -80,7 +80,6 @@ def _table_ddl(backend: Backend) -> dict[str, str]:
 
 _TTL_COLUMNS = {
     "otel_traces": "Timestamp",
-    "otel_traces_trace_id_ts": "Start",
     "otel_logs": "TimestampTime",
     "otel_metrics_gauge": "TimeUnix",
     "otel_metrics_sum": "TimeUnix",
@@ -100,7 +99,7 @@ _TTL_COLUMNS = {
 # is scarcer than part count; with these settings merges used ~30% less CPU relative to inserts
 # (two interleaved runs each of 200,000 spans). Applied to the embedded store only: a ClickHouse
 # server's merges are its operator's to tune.
-WRITE_HEAVY_TABLES = ("otel_traces", "otel_traces_trace_id_ts", "otel_logs", "llm_calls", "trace_index")
+WRITE_HEAVY_TABLES = ("otel_traces", "otel_logs", "llm_calls", "trace_index")
 EMBEDDED_MERGE_SETTINGS = ("merge_selector_enable_heuristic_to_lower_max_parts_to_merge_at_once = 0, "
                            "merge_selector_base = 8")
 
