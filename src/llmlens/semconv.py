@@ -19,7 +19,7 @@ Where app, department, user and session come from (span attributes first, then r
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -141,6 +141,15 @@ FIELD_SOURCES: dict[str, tuple[str, ...]] = {
 # Fields that may also come from resource attributes (set once per service by init()).
 RESOURCE_FIELDS = ("app", "department", "user_id", "session_id")
 
+# The table inverted: attribute key -> (field, rank) pairs. A span carries ~30 attributes and the
+# table names ~70 keys; intersecting the two once is cheaper than looking every key up (ingest's
+# hot path). Lowest rank wins, which is "first present key wins" read the other way round.
+_SOURCE_RANKS: dict[str, list[tuple[str, int]]] = {}
+for _field, _keys in FIELD_SOURCES.items():
+    for _rank, _key in enumerate(_keys):
+        _SOURCE_RANKS.setdefault(_key, []).append((_field, _rank))
+_SOURCE_KEYS = frozenset(_SOURCE_RANKS)
+
 # Keys whose presence marks a span as an LLM operation, and the convention that uses them.
 MARKERS: tuple[tuple[str, str], ...] = (
     ("langfuse.observation.type", "langfuse"),
@@ -199,12 +208,14 @@ def extract_llm_facts(
         return None
     resource = resource or {}
     facts = LlmFacts(convention=convention)
-    for name, keys in FIELD_SOURCES.items():
-        value = _first(attributes, keys)
-        if value is None and name in RESOURCE_FIELDS:
-            value = _first(resource, keys)
-        if value is not None:
-            _assign(facts, name, value)
+    found = _field_values(attributes)
+    for name in RESOURCE_FIELDS:
+        if name not in found:
+            value = _first(resource, FIELD_SOURCES[name])
+            if value is not None:
+                _assign(facts, name, value)
+    for name, (_, value) in found.items():
+        _assign(facts, name, value)
     facts.operation = _operation(attributes, span_name)
     if convention == "openinference":
         _openinference(attributes, facts)
@@ -237,6 +248,20 @@ def _convention(attributes: Mapping[str, Any], scope_name: str) -> str | None:
     return None
 
 
+def _field_values(attributes: Mapping[str, Any]) -> dict[str, tuple[int, Any]]:
+    """field -> (rank, value) of the best-ranked non-empty FIELD_SOURCES key present."""
+    found: dict[str, tuple[int, Any]] = {}
+    for key in _SOURCE_KEYS.intersection(attributes):
+        value = attributes[key]
+        if value is None or value == "":
+            continue
+        for name, rank in _SOURCE_RANKS[key]:
+            best = found.get(name)
+            if best is None or rank < best[0]:
+                found[name] = (rank, value)
+    return found
+
+
 def _first(attributes: Mapping[str, Any], keys: Sequence[str]) -> Any:
     for key in keys:
         value = attributes.get(key)
@@ -246,16 +271,7 @@ def _first(attributes: Mapping[str, Any], keys: Sequence[str]) -> Any:
 
 
 def _assign(facts: LlmFacts, name: str, value: Any) -> None:
-    if name.endswith("_tokens"):
-        setattr(facts, name, _as_int(value))
-    elif name == "cost_usd":
-        facts.cost_usd = as_float(value)
-    elif name == "streaming":
-        facts.streaming = _as_bool(value)
-    elif name == "finish_reasons":
-        facts.finish_reasons = _as_str_list(value)
-    else:
-        setattr(facts, name, _as_str(value))
+    setattr(facts, name, _FIELD_TYPES.get(name, _as_str)(value))
 
 
 def _operation(attributes: Mapping[str, Any], span_name: str) -> str:
@@ -541,3 +557,12 @@ def _as_str_list(value: Any) -> list[str]:
                 pass
         return [value] if value else []
     return [str(value)]
+
+
+# How a raw attribute value becomes each typed field of LlmFacts (strings for the rest).
+_FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
+    **{name: _as_int for name in FIELD_SOURCES if name.endswith("_tokens")},
+    "cost_usd": as_float,
+    "streaming": _as_bool,
+    "finish_reasons": _as_str_list,
+}
