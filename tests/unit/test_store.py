@@ -171,16 +171,40 @@ def test_parameters_with_special_characters_round_trip(store):
 
 def test_embedded_store_merges_with_lower_write_amplification(store):
     """The merge settings land on every write-heavy table, and stay there when the store is opened again."""
-    from llmlens.server.store.schema import WRITE_HEAVY_TABLES, tune_embedded_merges
+    from llmlens.server.store.schema import WRITE_HEAVY_TABLES, tune_embedded_storage
 
-    tune_embedded_merges(store.backend)  # a second time, as on every start: no error, no change
-    rows = store.backend.fetch("SELECT name, create_table_query AS ddl FROM system.tables "
-                               "WHERE database = currentDatabase()")
-    ddl = {row["name"]: row["ddl"] for row in rows}
+    tune_embedded_storage(store.backend)  # a second time, as on every start: no error, no change
+    ddl = _ddl(store)
     for table in WRITE_HEAVY_TABLES:
         assert "merge_selector_base = 8" in ddl[table], table
         assert "merge_selector_enable_heuristic_to_lower_max_parts_to_merge_at_once = 0" in ddl[table], table
     assert "merge_selector_base" not in ddl["llm_scores"]  # rarely written: ClickHouse's defaults
+
+
+def test_embedded_store_writes_small_parts_as_one_packed_file(store):
+    """Inserted parts are stored packed (one data.packed file), are read back whole, and the
+    setting is on every table the writer inserts into."""
+    from pathlib import Path
+
+    from llmlens.server.store.schema import PACKED_PART_TABLES
+
+    ddl = _ddl(store)
+    for table in PACKED_PART_TABLES:
+        assert "min_bytes_for_full_part_storage = 16777216" in ddl[table], table
+    tag = uuid.uuid4().hex
+    store.write_sync(score_batch(tag, [time.time_ns()] * 25), timeout=60)
+    assert count(store, tag) == 25
+    parts = store.backend.fetch("SELECT path FROM system.parts WHERE active AND table = 'llm_scores' "
+                                "AND database = currentDatabase()")
+    assert parts
+    for part in parts:
+        assert sorted(p.name for p in Path(part["path"]).iterdir()) == ["data.packed"], part
+
+
+def _ddl(store) -> dict[str, str]:
+    rows = store.backend.fetch("SELECT name, create_table_query AS ddl FROM system.tables "
+                               "WHERE database = currentDatabase()")
+    return {row["name"]: row["ddl"] for row in rows}
 
 
 def test_trace_id_ts_answers_grafanas_trace_lookup(store):

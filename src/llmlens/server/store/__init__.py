@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import METRIC_TABLES
 from llmlens.server.store.errors import Overloaded, QueryTimeout, StoreError, StoreLocked
-from llmlens.server.store.schema import apply_retention, migrate, tune_embedded_merges
+from llmlens.server.store.schema import apply_retention, migrate, tune_embedded_storage
 from llmlens.server.store.writer import BatchWriter
 
 if TYPE_CHECKING:  # the normaliser imports our column types; avoid the cycle at run time
@@ -28,7 +28,7 @@ class Store:
         self.schema_version = migrate(backend, ttl_days)
         apply_retention(backend, ttl_days)
         if backend.name == "chdb":
-            tune_embedded_merges(backend)
+            tune_embedded_storage(backend)
         self.writer = BatchWriter(backend, max_pending_rows=max_pending_rows)
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="llmlens-reader")
 
