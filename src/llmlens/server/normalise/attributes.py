@@ -81,6 +81,14 @@ def key_values(items: Sequence[Any]) -> dict[str, str]:
         text = value.string_value  # "" unless set: a non-empty string needs no WhichOneof
         if text:
             stored[key] = text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - len(TRUNCATED)] + TRUNCATED
+            continue
+        kind = value.WhichOneof("value")  # numbers and booleans next: LLM spans carry many
+        if kind == "int_value":
+            stored[key] = str(value.int_value)
+        elif kind == "double_value":
+            stored[key] = repr(value.double_value)
+        elif kind == "bool_value":
+            stored[key] = "true" if value.bool_value else "false"
         else:
             stored[key] = stored_string(any_value(value))
     if dropped > 0:
