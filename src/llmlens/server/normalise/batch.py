@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from llmlens.server.store import trace_index
 from llmlens.server.store.columns import TIME_COLUMN, new_columns, to_arrow
 
 
@@ -31,17 +32,24 @@ class Batch:
             self.errors.append(why)
 
     def freeze(self) -> Batch:
-        """Turn the rows into Arrow tables (done where the batch is built, off the writer thread)."""
+        """Turn the rows into Arrow tables, with the trace_index rows that summarise them (done
+        where the batch is built, in parallel workers, off the single writer thread)."""
+        if not self.tables:
+            return self
         for table, cols in self.tables.items():
             if len(cols[TIME_COLUMN[table]]):
                 self.arrow[table] = to_arrow(table, cols)
         self.tables = {}
+        summary = trace_index.of_batch(self.arrow)
+        if summary is not None:
+            self.arrow[trace_index.TABLE] = summary
         return self
 
     @property
     def row_count(self) -> int:
+        """Rows received (the derived trace_index rows are not counted)."""
         if self.arrow:
-            return sum(t.num_rows for t in self.arrow.values())
+            return sum(t.num_rows for name, t in self.arrow.items() if name in TIME_COLUMN)
         return sum(len(cols[TIME_COLUMN[name]]) for name, cols in self.tables.items())
 
     def error_message(self) -> str:

@@ -37,8 +37,9 @@ if TYPE_CHECKING:  # the normaliser imports our column types; avoid the cycle at
 log = logging.getLogger("llmlens.store.writer")
 
 _DAY_NS = 86_400 * 1_000_000_000
-# Parents before children: a view reading llm_calls never sees a call whose span is missing.
-_INSERT_ORDER = list(TABLES)
+# Parents before children: a view reading llm_calls never sees a call whose span is missing, and
+# trace_index (what the trace list reads) goes last: a listed trace's spans are always stored.
+_INSERT_ORDER = [*TABLES, trace_index.TABLE]
 
 
 @dataclass
@@ -194,22 +195,18 @@ def _blocks(batches: list[Batch]) -> list[tuple[str, int, pa.Table]]:
         if not parts:
             continue
         arrow = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-        days = pc.divide(pc.cast(arrow.column(TIME_COLUMN[table]), pa.int64()), _DAY_NS)
+        days = _days(table, arrow)
         low, high = pc.min_max(days).values()
         if low == high:
             blocks.append((table, low.as_py(), arrow))
             continue
         for day in pc.unique(days).to_pylist():
             blocks.append((table, day, arrow.filter(pc.equal(days, day))))
-    return blocks + _trace_index_blocks(blocks)
+    return blocks
 
 
-def _trace_index_blocks(blocks: list[tuple[str, int, pa.Table]]) -> list[tuple[str, int, pa.Table]]:
-    """The trace_index rows of this commit, one block per day, after the blocks they summarise."""
-    per_day: dict[int, list[pa.Table]] = {}
-    for table, day, data in blocks:
-        if table == "otel_traces":
-            per_day.setdefault(day, []).append(trace_index.from_spans(data))
-        elif table == "llm_calls":
-            per_day.setdefault(day, []).append(trace_index.from_llm_calls(data))
-    return [("trace_index", day, pa.concat_tables(parts)) for day, parts in sorted(per_day.items())]
+def _days(table: str, arrow: pa.Table) -> pa.Array:
+    """Days since 1970 of each row: the day partition it belongs to."""
+    if table == trace_index.TABLE:
+        return pc.cast(arrow.column("Day"), pa.int32())
+    return pc.divide(pc.cast(arrow.column(TIME_COLUMN[table]), pa.int64()), _DAY_NS)
