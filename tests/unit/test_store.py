@@ -113,6 +113,55 @@ def test_retried_insert_is_not_duplicated(store):
     assert count(store, tag) == 3
 
 
+class SpanInsertFailsOnce:
+    """The real backend, except that the first otel_traces insert (which runs on the writer's
+    second thread, beside llm_calls) reports failure after committing. (Injected failure.)"""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.name = real.name
+        self.calls: list[str] = []
+        self.failed = False
+
+    def insert(self, table, data, token):
+        self.real.insert(table, data, token)
+        self.calls.append(table)
+        if table == "otel_traces" and not self.failed:
+            self.failed = True
+            raise StoreError("connection lost after the spans were committed")
+
+
+def test_failure_beside_a_parallel_insert_is_retried_without_duplicates(store):
+    """Spans and LLM calls go in side by side; when the span insert fails, the whole group is
+    retried once both settled, and every row is stored exactly once (trace_index included)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from llmlens.server.normalise import build_cost_model
+    from llmlens.server.receive.workers import build_batch
+
+    trace_id = uuid.uuid4().bytes
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    now = time.time_ns()
+    for i in range(3):
+        spans.add(trace_id=trace_id, span_id=(i + 1).to_bytes(8, "big"), name="chat", start_time_unix_nano=now + i,
+                  end_time_unix_nano=now + 10**6,
+                  attributes=[{"key": "gen_ai.operation.name", "value": {"string_value": "chat"}}])
+    flaky = SpanInsertFailsOnce(store.backend)
+    writer = BatchWriter(flaky)  # type: ignore[arg-type]
+    try:
+        writer.submit(build_batch("traces", request.SerializeToString(), "protobuf", build_cost_model())).result(60)
+    finally:
+        writer.close()
+    assert flaky.calls.count("otel_traces") == 2 and flaky.calls.count("llm_calls") == 2
+    assert flaky.calls[-1] == "trace_index" and flaky.calls.count("trace_index") == 1  # only after success
+    params = {"t": trace_id.hex()}
+    fetch = store.backend.fetch
+    assert fetch("SELECT count() AS c FROM otel_traces WHERE TraceId = {t:String}", params)[0]["c"] == 3
+    assert fetch("SELECT count() AS c FROM llm_calls WHERE TraceId = {t:String}", params)[0]["c"] == 3
+    assert fetch("SELECT sum(SpanCount) AS n FROM trace_index WHERE TraceId = {t:String}", params)[0]["n"] == 3
+
+
 class BlockedBackend:
     """Holds every insert until released, so the queue fills (injected stall)."""
 
@@ -211,9 +260,10 @@ def test_trace_id_ts_answers_grafanas_trace_lookup(store):
     """otel_traces_trace_id_ts (a view over trace_index since schema 3) gives a stored trace's
     start and end in whole seconds, as the OTel exporter's table did, for the query Grafana's
     ClickHouse data source runs before it reads a trace's spans."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
     from llmlens.server.normalise import build_cost_model
     from llmlens.server.receive.workers import build_batch
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     trace_id = uuid.uuid4().bytes
     start = (time.time_ns() // 10**9) * 10**9 - 3_600 * 10**9 + 250_000_000  # an hour ago, .25 s past a second
