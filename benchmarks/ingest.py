@@ -3,8 +3,14 @@
 Pre-builds OTLP/protobuf bodies of LLM-app traces (4 spans a trace: HTTP root, retrieval,
 embedding, LLM chat with ~30 attributes and ~500-character prompt and response; 512 spans a
 request), sends them from N concurrent senders for a fixed time, then prints:
-accepted spans/s (acknowledged 2xx), end-to-end spans/s (counted by /api/v1/status),
-server peak RSS, and bytes on disk per span.
+accepted spans/s (acknowledged 2xx), end-to-end spans/s (counted by /api/v1/status), the
+server's CPU per span split into ingest workers, merges and kernel time, the senders' CPU,
+how busy the machine was, server peak RSS, and bytes on disk per span.
+
+On a shared machine the figures move with its speed: compare runs by the reference speed
+printed last. File creation costs kernel time that depends on what the file system did just
+before (the test suite, or a previous run deleting its data directory): leave a minute between
+runs.
 
     python benchmarks/ingest.py [--senders 4] [--seconds 20] [--spans-per-request 512]
 """
