@@ -144,10 +144,15 @@ RESOURCE_FIELDS = ("app", "department", "user_id", "session_id")
 # The table inverted: attribute key -> (field, rank) pairs. A span carries ~30 attributes and the
 # table names ~70 keys; intersecting the two once is cheaper than looking every key up (ingest's
 # hot path). Lowest rank wins, which is "first present key wins" read the other way round.
-_SOURCE_RANKS: dict[str, list[tuple[str, int]]] = {}
-for _field, _keys in FIELD_SOURCES.items():
-    for _rank, _key in enumerate(_keys):
-        _SOURCE_RANKS.setdefault(_key, []).append((_field, _rank))
+def _invert(sources: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[str, int]]]:
+    ranks: dict[str, list[tuple[str, int]]] = {}
+    for name, keys in sources.items():
+        for rank, key in enumerate(keys):
+            ranks.setdefault(key, []).append((name, rank))
+    return ranks
+
+
+_SOURCE_RANKS = _invert(FIELD_SOURCES)
 _SOURCE_KEYS = frozenset(_SOURCE_RANKS)
 
 # Keys whose presence marks a span as an LLM operation, and the convention that uses them.

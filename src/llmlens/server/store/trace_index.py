@@ -16,7 +16,7 @@ from llmlens.semconv import MODEL_OPERATIONS
 
 TABLE = "trace_index"
 _NS = pa.timestamp("ns")
-_NO_ROOT_NS = 7_258_118_400 * 1_000_000_000  # 2200-01-01: "no root span in this block"
+_NO_ROOT_NS = 7_258_118_400 * 1_000_000_000  # 2200-01-01: "no root span in this batch"
 SCHEMA = pa.schema([
     ("TraceId", pa.string()), ("Day", pa.date32()), ("Start", _NS), ("End", _NS), ("SpanCount", pa.uint64()),
     ("ErrorCount", pa.uint64()), ("RootService", pa.string()), ("RootName", pa.string()), ("RootStart", _NS),
