@@ -75,22 +75,25 @@ def key_values(items: Sequence[Any]) -> dict[str, str]:
         items = items[:MAX_ATTRIBUTES]
     for kv in items:
         value = kv.value
-        key = kv.key
-        if len(key) > MAX_KEY_CHARS:
-            key = key[:MAX_KEY_CHARS]
         text = value.string_value  # "" unless set: a non-empty string needs no WhichOneof
         if text:
-            stored[key] = text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - len(TRUNCATED)] + TRUNCATED
+            stored[kv.key] = text
             continue
         kind = value.WhichOneof("value")  # numbers and booleans next: LLM spans carry many
         if kind == "int_value":
-            stored[key] = str(value.int_value)
+            stored[kv.key] = str(value.int_value)
         elif kind == "double_value":
-            stored[key] = repr(value.double_value)
+            stored[kv.key] = repr(value.double_value)
         elif kind == "bool_value":
-            stored[key] = "true" if value.bool_value else "false"
+            stored[kv.key] = "true" if value.bool_value else "false"
         else:
-            stored[key] = stored_string(any_value(value))
+            stored[kv.key] = stored_string(any_value(value))
+    # The caps, checked once for the whole span (C loops) instead of once an attribute.
+    if stored and max(map(len, stored)) > MAX_KEY_CHARS:
+        stored = {key[:MAX_KEY_CHARS]: text for key, text in stored.items()}
+    if stored and max(map(len, stored.values())) > MAX_VALUE_CHARS:
+        stored = {key: text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - len(TRUNCATED)] + TRUNCATED
+                  for key, text in stored.items()}
     if dropped > 0:
         stored[DROPPED_KEY] = str(dropped)
     return stored

@@ -23,7 +23,7 @@ def normalise_traces(request: Any, cost: CostModel) -> Batch:
         resource = key_values(resource_spans.resource.attributes)
         service = resource.get("service.name") or "unknown_service"
         for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope
+            scope = (scope_spans.scope.name, scope_spans.scope.version)  # read once, not per span
             for span in scope_spans.spans:
                 problem = _invalid(span)
                 if problem:
@@ -46,13 +46,18 @@ def _invalid(span: Any) -> str:
     return ""
 
 
-def _add_span(batch, cols, span, service, resource, scope, cost: CostModel) -> None:
+def _add_span(batch, cols, span, service, resource, scope: tuple[str, str], cost: CostModel) -> None:
+    # Each read of a protobuf field builds a new Python object: read every field once.
     attributes = key_values(span.attributes)
+    name = span.name
     trace_id = span.trace_id.hex()
     span_id = span.span_id.hex()
     start = span.start_time_unix_nano
     duration = max(0, span.end_time_unix_nano - start)
-    status = STATUS_CODES[span.status.code] if span.status.code < 3 else "Unset"
+    status_proto = span.status
+    code = status_proto.code
+    status = STATUS_CODES[code] if code < 3 else "Unset"
+    kind = span.kind
     events = [(e.time_unix_nano, e.name, key_values(e.attributes)) for e in span.events] if span.events else _NONE
     stored = attributes if cost.mask is None else {k: cost.mask(v) for k, v in attributes.items()}
     cols["Timestamp"].append(start)
@@ -60,19 +65,24 @@ def _add_span(batch, cols, span, service, resource, scope, cost: CostModel) -> N
     cols["SpanId"].append(span_id)
     cols["ParentSpanId"].append(span.parent_span_id.hex())
     cols["TraceState"].append(span.trace_state)
-    cols["SpanName"].append(span.name)
-    cols["SpanKind"].append(SPAN_KINDS[span.kind] if span.kind < 6 else "Unspecified")
+    cols["SpanName"].append(name)
+    cols["SpanKind"].append(SPAN_KINDS[kind] if kind < 6 else "Unspecified")
     cols["ServiceName"].append(service)
     cols["ResourceAttributes"].append(resource)
-    cols["ScopeName"].append(scope.name)
-    cols["ScopeVersion"].append(scope.version)
+    cols["ScopeName"].append(scope[0])
+    cols["ScopeVersion"].append(scope[1])
     cols["SpanAttributes"].append(stored)
     cols["Duration"].append(duration)
     cols["StatusCode"].append(status)
-    cols["StatusMessage"].append(span.status.message)
-    cols["Events.Timestamp"].append([t for t, _, _ in events])
-    cols["Events.Name"].append([n for _, n, _ in events])
-    cols["Events.Attributes"].append([a for _, _, a in events])
+    cols["StatusMessage"].append(status_proto.message)
+    if events is _NONE:
+        cols["Events.Timestamp"].append(_NONE)
+        cols["Events.Name"].append(_NONE)
+        cols["Events.Attributes"].append(_NONE)
+    else:
+        cols["Events.Timestamp"].append([t for t, _, _ in events])
+        cols["Events.Name"].append([n for _, n, _ in events])
+        cols["Events.Attributes"].append([a for _, _, a in events])
     links = span.links
     cols["Links.TraceId"].append([link.trace_id.hex() for link in links] if links else _NONE)
     cols["Links.SpanId"].append([link.span_id.hex() for link in links] if links else _NONE)
@@ -80,11 +90,11 @@ def _add_span(batch, cols, span, service, resource, scope, cost: CostModel) -> N
     cols["Links.Attributes"].append([key_values(link.attributes) for link in links] if links else _NONE)
 
     facts = semconv.extract_llm_facts(
-        attributes, resource, span_name=span.name, scope_name=scope.name, status_error=status == "Error",
+        attributes, resource, span_name=name, scope_name=scope[0], status_error=status == "Error",
         events=events, start_time_ns=start,
     )
     if facts is not None:
-        _add_llm_call(batch, facts, trace_id, span_id, service, span.name, start, duration, status, cost)
+        _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duration, status, cost)
     for t, name, attrs in events:
         if name == semconv.EVALUATION_EVENT:
             _add_score(batch, attrs, attributes, resource, trace_id, span_id, service, t)
