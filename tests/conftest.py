@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, check_installed_from_this_checkout
+
+check_installed_from_this_checkout()  # before any test imports the code it is meant to test
 
 # Real OTLP bodies exported by four LLM instrumentors (see fixtures/otlp/README.md).
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "otlp"

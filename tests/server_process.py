@@ -16,6 +16,21 @@ from pathlib import Path
 
 import httpx
 
+CHECKOUT_SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def check_installed_from_this_checkout() -> None:
+    """Fail unless `import llmlens` (what server processes run) is this checkout's source.
+
+    An editable install of another clone silently tests and benchmarks that clone's code.
+    """
+    import llmlens
+
+    installed = Path(llmlens.__file__).resolve().parent
+    if installed != CHECKOUT_SRC / "llmlens":
+        raise RuntimeError(f"llmlens is imported from {installed}, not from this checkout ({CHECKOUT_SRC}): "
+                           "run `pip install -e '.[all]'` here first")
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -43,6 +58,7 @@ class ServerProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
+        check_installed_from_this_checkout()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 -- kept open for the process's life
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llmlens.cli", "serve", "--data-dir", str(self.data_dir),
