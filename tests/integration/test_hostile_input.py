@@ -433,6 +433,12 @@ def small_queue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
     server.terminate()
 
 
+# Small exports leave gaps: with none pending, the big export gets into the queue (it is refused
+# when it meets a pending one), and small ones then arrive while it fills the queue. Without gaps,
+# once commits got faster, a small export was nearly always pending and only the big one was refused.
+_GAP_S = 0.03
+
+
 def _small_http_exports(server: ServerProcess, stop: threading.Event, acked: list[int], refused: list) -> None:
     with httpx.Client(timeout=30) as client:
         while not stop.is_set():
@@ -443,6 +449,7 @@ def _small_http_exports(server: ServerProcess, stop: threading.Event, acked: lis
                 retry_after = answer.headers.get("retry-after", "")
                 ok = answer.status_code in (429, 503) and retry_after.isdigit() and int(retry_after) >= 1
                 refused.append((ok, f"{answer.status_code} retry-after={retry_after!r}", error_status(answer).message))
+            stop.wait(_GAP_S)
 
 
 def _small_grpc_exports(server: ServerProcess, stop: threading.Event, acked: list[int], refused: list) -> None:
@@ -455,6 +462,7 @@ def _small_grpc_exports(server: ServerProcess, stop: threading.Event, acked: lis
                 refused.append((exc.code() == grpc.StatusCode.UNAVAILABLE, str(exc.code()), exc.details()))
             else:
                 acked.append(2)
+            stop.wait(_GAP_S)
 
 
 @pytest.mark.slow
@@ -468,7 +476,7 @@ def test_full_write_queue_refuses_retryably_and_stores_only_what_it_acknowledged
     sender = _small_http_exports if transport == "http" else _small_grpc_exports
     acked: list[int] = []
     refused: list[tuple[bool, str, str]] = []  # (retryable as OTLP says, status, message)
-    for _ in range(20):
+    for _ in range(60):
         stop = threading.Event()
         thread = threading.Thread(target=sender, args=(server, stop, acked, refused))
         thread.start()
