@@ -62,7 +62,7 @@ class BatchWriter:
         *,
         max_rows_per_commit: int = 20_000,
         max_pending_rows: int = 400_000,
-        linger_seconds: float = 0.05,
+        linger_seconds: float = 0.15,
         retries: int = 3,
     ) -> None:
         self._backend = backend
@@ -135,8 +135,11 @@ class BatchWriter:
             rows = item[0].row_count
             deadline = time.monotonic() + self._linger
             while rows < self._max_rows:
-                # Wait for batches still being decoded: an insert costs ~20-40 ms whatever its
-                # size, so one commit of four requests is far cheaper than four of one.
+                # Wait for batches still being decoded: an insert costs ~10-20 ms whatever its
+                # size, so one commit of four requests is far cheaper than four of one, and bigger
+                # parts mean fewer merges. 150 ms, not 50: when the machine ran slow, a tenth of the
+                # commits of benchmarks/ingest.py ended at a 50 ms deadline with a batch still
+                # decoding, splitting four requests over two commits.
                 wait = deadline - time.monotonic() if self._incoming > 0 else 0.0
                 try:
                     nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
