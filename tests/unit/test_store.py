@@ -9,10 +9,12 @@ import uuid
 
 import pytest
 
-from llmlens.server.normalise import Batch
+from llmlens.server.normalise import Batch, build_cost_model
+from llmlens.server.receive.workers import build_batch
 from llmlens.server.store import Overloaded, Store, StoreError, open_backend
 from llmlens.server.store.schema import current_version, migrate, migrations
 from llmlens.server.store.writer import BatchWriter
+from tests.integration.otlp_requests import make_span, trace_request
 
 DAY_NS = 86_400 * 10**9
 
@@ -35,6 +37,11 @@ def score_batch(tag: str, times: list[int]) -> Batch:
             cols[name].append(value)
     batch.accepted = len(times)
     return batch
+
+
+def span_batch(spans) -> Batch:
+    """A batch normalised from an OTLP request of these spans, as the ingest workers build it."""
+    return build_batch("traces", trace_request(spans).SerializeToString(), "protobuf", build_cost_model())
 
 
 def count(store: Store, tag: str) -> int:
@@ -134,23 +141,14 @@ class SpanInsertFailsOnce:
 def test_failure_beside_a_parallel_insert_is_retried_without_duplicates(store):
     """Spans and LLM calls go in side by side; when the span insert fails, the whole group is
     retried once both settled, and every row is stored exactly once (trace_index included)."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    from llmlens.server.normalise import build_cost_model
-    from llmlens.server.receive.workers import build_batch
-
     trace_id = uuid.uuid4().bytes
-    request = ExportTraceServiceRequest()
-    spans = request.resource_spans.add().scope_spans.add().spans
     now = time.time_ns()
-    for i in range(3):
-        spans.add(trace_id=trace_id, span_id=(i + 1).to_bytes(8, "big"), name="chat", start_time_unix_nano=now + i,
-                  end_time_unix_nano=now + 10**6,
-                  attributes=[{"key": "gen_ai.operation.name", "value": {"string_value": "chat"}}])
+    batch = span_batch(make_span("chat", trace_id=trace_id, start_ns=now + i, attrs={"gen_ai.operation.name": "chat"})
+                       for i in range(3))
     flaky = SpanInsertFailsOnce(store.backend)
     writer = BatchWriter(flaky)  # type: ignore[arg-type]
     try:
-        writer.submit(build_batch("traces", request.SerializeToString(), "protobuf", build_cost_model())).result(60)
+        writer.submit(batch).result(60)
     finally:
         writer.close()
     assert flaky.calls.count("otel_traces") == 2 and flaky.calls.count("llm_calls") == 2
@@ -260,27 +258,15 @@ def test_trace_id_ts_answers_grafanas_trace_lookup(store):
     """otel_traces_trace_id_ts (a view over trace_index since schema 3) gives a stored trace's
     start and end in whole seconds, as the OTel exporter's table did, for the query Grafana's
     ClickHouse data source runs before it reads a trace's spans."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    from llmlens.server.normalise import build_cost_model
-    from llmlens.server.receive.workers import build_batch
-
     trace_id = uuid.uuid4().bytes
     start = (time.time_ns() // 10**9) * 10**9 - 3_600 * 10**9 + 250_000_000  # an hour ago, .25 s past a second
-    request = ExportTraceServiceRequest()
-    spans = request.resource_spans.add().scope_spans.add().spans
-    for i, (offset_s, length_s) in enumerate(((0, 5), (1, 2), (2, 7))):  # the last span ends the trace, at +9.25 s
-        spans.add(trace_id=trace_id, span_id=(i + 1).to_bytes(8, "big"), name=f"step {i}",
-                  start_time_unix_nano=start + offset_s * 10**9,
-                  end_time_unix_nano=start + (offset_s + length_s) * 10**9)
-    batch = build_batch("traces", request.SerializeToString(), "protobuf", build_cost_model())
-    store.write_sync(batch, timeout=60)
+    # The last span ends the trace, at +9.25 s.
+    store.write_sync(span_batch(make_span(f"step {i}", trace_id=trace_id, start_ns=start + offset_s * 10**9,
+                                          duration_ms=length_s * 1000)
+                                for i, (offset_s, length_s) in enumerate(((0, 5), (1, 2), (2, 7)))), timeout=60)
     # Two commits of the same trace: the view must still give one row with the whole span of time.
-    later = ExportTraceServiceRequest()
-    later.resource_spans.add().scope_spans.add().spans.add(
-        trace_id=trace_id, span_id=(9).to_bytes(8, "big"), name="late", start_time_unix_nano=start + 20 * 10**9,
-        end_time_unix_nano=start + 21 * 10**9)
-    store.write_sync(build_batch("traces", later.SerializeToString(), "protobuf", build_cost_model()), timeout=60)
+    store.write_sync(span_batch([make_span("late", trace_id=trace_id, start_ns=start + 20 * 10**9,
+                                           duration_ms=1000)]), timeout=60)
 
     rows = store.backend.fetch(
         "WITH {id:String} AS trace_id, "

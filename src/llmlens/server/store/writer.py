@@ -204,20 +204,16 @@ class BatchWriter:
 
         spans = [b for b in blocks if b[0] == "otel_traces"]
         others = [b for b in blocks if b[0] not in ("otel_traces", trace_index.TABLE)]
-        last = [b for b in blocks if b[0] == trace_index.TABLE]
-        if spans and others:
-            pending = self._side.submit(lambda: [insert(b) for b in spans])
-            try:
-                for block in others:
-                    insert(block)
-            finally:
-                wait([pending])
-            pending.result()
-        else:
-            for block in spans + others:
+        pending = self._side.submit(lambda: [insert(b) for b in spans])
+        try:
+            for block in others:
                 insert(block)
-        for block in last:
-            insert(block)
+        finally:
+            wait([pending])
+        pending.result()
+        for block in blocks:
+            if block[0] == trace_index.TABLE:
+                insert(block)
 
 
 def _blocks(batches: list[Batch]) -> list[tuple[str, int, pa.Table]]:
