@@ -88,12 +88,18 @@ def key_values(items: Sequence[Any]) -> dict[str, str]:
             stored[kv.key] = "true" if value.bool_value else "false"
         else:
             stored[kv.key] = stored_string(any_value(value))
-    # The caps, checked once for the whole span (C loops) instead of once an attribute.
+    stored = cap_lengths(stored)
+    if dropped > 0:
+        stored[DROPPED_KEY] = str(dropped)
+    return stored
+
+
+def cap_lengths(stored: dict[str, str]) -> dict[str, str]:
+    """Keys and values cut to their caps; checked once for the whole dict (C loops) instead of
+    once an attribute. A key cut to equal another key keeps the later value."""
     if stored and max(map(len, stored)) > MAX_KEY_CHARS:
         stored = {key[:MAX_KEY_CHARS]: text for key, text in stored.items()}
     if stored and max(map(len, stored.values())) > MAX_VALUE_CHARS:
         stored = {key: text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - len(TRUNCATED)] + TRUNCATED
                   for key, text in stored.items()}
-    if dropped > 0:
-        stored[DROPPED_KEY] = str(dropped)
     return stored

@@ -5,77 +5,78 @@ from __future__ import annotations
 from typing import Any
 
 from llmlens import semconv
-from llmlens.server.normalise.attributes import key_values, stored_string
+from llmlens.server.normalise import spans as otlp_spans
+from llmlens.server.normalise.attributes import stored_string
 from llmlens.server.normalise.batch import Batch
 from llmlens.server.normalise.cost import CostModel
+from llmlens.server.normalise.spans import Resource, Span
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
-_ZERO_TRACE = bytes(16)
-_ZERO_SPAN = bytes(8)
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
 _NONE: list = []  # shared empty list for spans without events or links (never mutated)
 
 
 def normalise_traces(request: Any, cost: CostModel) -> Batch:
+    """Rows from a parsed ExportTraceServiceRequest."""
+    return normalise_spans(otlp_spans.from_message(request), cost)
+
+
+def normalise_spans(resources: list[Resource], cost: CostModel) -> Batch:
+    """Rows from the spans of a request, as spans.decode or spans.from_message give them."""
     batch = Batch()
-    spans = batch.columns("otel_traces")
-    for resource_spans in request.resource_spans:
-        resource = key_values(resource_spans.resource.attributes)
+    cols = batch.columns("otel_traces")
+    for resource, scopes in resources:
         service = resource.get("service.name") or "unknown_service"
-        for scope_spans in resource_spans.scope_spans:
-            scope = (scope_spans.scope.name, scope_spans.scope.version)  # read once, not per span
-            for span in scope_spans.spans:
+        for scope_name, scope_version, spans in scopes:
+            for span in spans:
                 problem = _invalid(span)
                 if problem:
                     batch.reject(problem)
                     continue
-                _add_span(batch, spans, span, service, resource, scope, cost)
+                _add_span(batch, cols, span, service, resource, scope_name, scope_version, cost)
                 batch.accepted += 1
     return batch
 
 
-def _invalid(span: Any) -> str:
-    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
-        return f"span {span.name[:80]!r}: trace_id must be 16 non-zero bytes"
-    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
-        return f"span {span.name[:80]!r}: span_id must be 8 non-zero bytes"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
-        return f"span {span.name[:80]!r}: parent_span_id must be empty or 8 bytes"
-    if span.start_time_unix_nano == 0:
-        return f"span {span.name[:80]!r}: start_time_unix_nano is missing"
+def _invalid(span: Span) -> str:
+    trace_id, span_id, parent_span_id = span[0], span[1], span[2]
+    if len(trace_id) != 32 or trace_id == _ZERO_TRACE:
+        return f"span {span[4][:80]!r}: trace_id must be 16 non-zero bytes"
+    if len(span_id) != 16 or span_id == _ZERO_SPAN:
+        return f"span {span[4][:80]!r}: span_id must be 8 non-zero bytes"
+    if parent_span_id and len(parent_span_id) != 16:
+        return f"span {span[4][:80]!r}: parent_span_id must be empty or 8 bytes"
+    if span[6] == 0:
+        return f"span {span[4][:80]!r}: start_time_unix_nano is missing"
     return ""
 
 
-def _add_span(batch, cols, span, service, resource, scope: tuple[str, str], cost: CostModel) -> None:
-    # Each read of a protobuf field builds a new Python object: read every field once.
-    attributes = key_values(span.attributes)
-    name = span.name
-    trace_id = span.trace_id.hex()
-    span_id = span.span_id.hex()
-    start = span.start_time_unix_nano
-    duration = max(0, span.end_time_unix_nano - start)
-    status_proto = span.status
-    code = status_proto.code
-    status = STATUS_CODES[code] if code < 3 else "Unset"
-    kind = span.kind
-    events = [(e.time_unix_nano, e.name, key_values(e.attributes)) for e in span.events] if span.events else _NONE
+def _add_span(batch, cols, span: Span, service, resource, scope_name: str, scope_version: str,
+              cost: CostModel) -> None:
+    (trace_id, span_id, parent_span_id, trace_state, name, kind, start, end, code, status_message, attributes,
+     events, links) = span
+    duration = max(0, end - start)
+    status = STATUS_CODES[code] if 0 <= code < 3 else "Unset"
     stored = attributes if cost.mask is None else {k: cost.mask(v) for k, v in attributes.items()}
     cols["Timestamp"].append(start)
     cols["TraceId"].append(trace_id)
     cols["SpanId"].append(span_id)
-    cols["ParentSpanId"].append(span.parent_span_id.hex())
-    cols["TraceState"].append(span.trace_state)
+    cols["ParentSpanId"].append(parent_span_id)
+    cols["TraceState"].append(trace_state)
     cols["SpanName"].append(name)
-    cols["SpanKind"].append(SPAN_KINDS[kind] if kind < 6 else "Unspecified")
+    cols["SpanKind"].append(SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified")
     cols["ServiceName"].append(service)
     cols["ResourceAttributes"].append(resource)
-    cols["ScopeName"].append(scope[0])
-    cols["ScopeVersion"].append(scope[1])
+    cols["ScopeName"].append(scope_name)
+    cols["ScopeVersion"].append(scope_version)
     cols["SpanAttributes"].append(stored)
     cols["Duration"].append(duration)
     cols["StatusCode"].append(status)
-    cols["StatusMessage"].append(status_proto.message)
-    if events is _NONE:
+    cols["StatusMessage"].append(status_message)
+    if events is None:
+        events = _NONE
         cols["Events.Timestamp"].append(_NONE)
         cols["Events.Name"].append(_NONE)
         cols["Events.Attributes"].append(_NONE)
@@ -83,20 +84,23 @@ def _add_span(batch, cols, span, service, resource, scope: tuple[str, str], cost
         cols["Events.Timestamp"].append([t for t, _, _ in events])
         cols["Events.Name"].append([n for _, n, _ in events])
         cols["Events.Attributes"].append([a for _, _, a in events])
-    links = span.links
-    cols["Links.TraceId"].append([link.trace_id.hex() for link in links] if links else _NONE)
-    cols["Links.SpanId"].append([link.span_id.hex() for link in links] if links else _NONE)
-    cols["Links.TraceState"].append([link.trace_state for link in links] if links else _NONE)
-    cols["Links.Attributes"].append([key_values(link.attributes) for link in links] if links else _NONE)
+    if links is None:
+        for column in ("Links.TraceId", "Links.SpanId", "Links.TraceState", "Links.Attributes"):
+            cols[column].append(_NONE)
+    else:
+        cols["Links.TraceId"].append([link[0] for link in links])
+        cols["Links.SpanId"].append([link[1] for link in links])
+        cols["Links.TraceState"].append([link[2] for link in links])
+        cols["Links.Attributes"].append([link[3] for link in links])
 
     facts = semconv.extract_llm_facts(
-        attributes, resource, span_name=name, scope_name=scope[0], status_error=status == "Error",
+        attributes, resource, span_name=name, scope_name=scope_name, status_error=status == "Error",
         events=events, start_time_ns=start,
     )
     if facts is not None:
         _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duration, status, cost)
-    for t, name, attrs in events:
-        if name == semconv.EVALUATION_EVENT:
+    for t, event_name, attrs in events:
+        if event_name == semconv.EVALUATION_EVENT:
             _add_score(batch, attrs, attributes, resource, trace_id, span_id, service, t)
 
 

@@ -49,8 +49,18 @@ def _exit_with_parent() -> None:
 
 
 def build_batch(signal: Signal, body: bytes, kind: str, cost: CostModel) -> Batch:
-    from llmlens.server.normalise import normalise_logs, normalise_metrics, normalise_traces
+    from llmlens.server.normalise import (
+        normalise_logs,
+        normalise_metrics,
+        normalise_spans,
+        normalise_traces,
+        spans,
+    )
 
+    if signal == "traces" and kind == "protobuf":
+        resources = spans.decode(body)  # the C fast path; None leaves the body to protobuf
+        if resources is not None:
+            return normalise_spans(resources, cost).freeze()
     message = decode_request(signal, body, kind)  # type: ignore[arg-type]
     if signal == "traces":
         batch = normalise_traces(message, cost)
