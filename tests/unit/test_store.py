@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 
+import pyarrow as pa
 import pytest
 
 from llmlens.server.normalise import Batch, build_cost_model
@@ -280,3 +281,28 @@ def test_trace_id_ts_answers_grafanas_trace_lookup(store):
                                 "AND database = currentDatabase() ORDER BY position")
     assert kinds == [{"name": "TraceId", "type": "String"}, {"name": "Start", "type": "DateTime"},
                      {"name": "End", "type": "DateTime"}]
+
+
+def test_a_batch_summarises_each_trace_in_one_trace_index_row():
+    """Spans and LLM calls of a trace fold into one trace_index row per batch, with every fact."""
+    from tests.integration.otlp_requests import llm_attrs, new_trace_id
+
+    trace_a, trace_b = new_trace_id(), new_trace_id()
+    root = make_span("POST /chat", trace_id=trace_a, start_ns=2_000_000_000_000, duration_ms=900)
+    chat = make_span("chat", trace_id=trace_a, parent=root.span_id, start_ns=2_000_100_000_000, duration_ms=500,
+                     attrs=llm_attrs("gpt-4o-mini", 100, 20), error=True)
+    embed = make_span("embed", trace_id=trace_a, parent=root.span_id, start_ns=2_000_050_000_000,
+                      attrs={**llm_attrs("text-embedding-3-small", 7, 0), "gen_ai.operation.name": "embeddings"})
+    orphan = make_span("orphan chat", trace_id=trace_b, parent=b"\x01" * 8, start_ns=1_999_000_000_000,
+                       attrs=llm_attrs("gpt-4o-mini", 5, 5))
+    summary = span_batch([root, chat, embed, orphan]).arrow["trace_index"]
+    summary = summary.cast(pa.schema([(f.name, pa.int64() if f.type == pa.timestamp("ns") else f.type)
+                                      for f in summary.schema]))  # times as ns integers
+    rows = {row["TraceId"]: row for row in summary.to_pylist()}
+    assert summary.num_rows == 2
+    a, b = rows[trace_a.hex()], rows[trace_b.hex()]
+    assert (a["SpanCount"], a["ErrorCount"], a["LlmCalls"], a["InputTokens"], a["OutputTokens"]) == (3, 1, 2, 107, 20)
+    assert (a["RootService"], a["RootName"]) == ("itest", "POST /chat")
+    assert a["Start"] == 2_000_000_000_000 and a["End"] == 2_000_000_000_000 + 900_000_000
+    assert a["CostUsd"] > 0
+    assert (b["SpanCount"], b["LlmCalls"], b["RootName"]) == (1, 1, "")  # no root in this batch

@@ -25,66 +25,71 @@ SCHEMA = pa.schema([
 
 
 def of_batch(tables: dict[str, pa.Table]) -> pa.Table | None:
-    """The trace_index rows summarising a batch's spans and LLM calls, or None if it has neither."""
+    """The trace_index rows summarising a batch's spans and LLM calls, or None if it has neither.
+
+    One group-by over both sources, so a trace gets one row per batch (not one from its spans
+    and one from its calls): half the rows to insert and merge, and one Arrow group-by instead
+    of two (each costs ~0.3 ms however few the rows).
+    """
     parts = []
     if "otel_traces" in tables:
-        parts.append(from_spans(tables["otel_traces"]))
+        parts.append(_span_facts(tables["otel_traces"]))
     if "llm_calls" in tables:
-        parts.append(from_llm_calls(tables["llm_calls"]))
+        parts.append(_call_facts(tables["llm_calls"]))
     if not parts:
         return None
-    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    work = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    g = work.group_by("TraceId", use_threads=False).aggregate([
+        ("start", "min"), ("end", "max"), ("spans", "sum"), ("error", "sum"), ("root_service", "max"),
+        ("root_name", "max"), ("root_start", "min"), ("model_call", "sum"), ("input", "sum"), ("output", "sum"),
+        ("cost", "sum"),
+    ])
+    start_ts = pc.cast(g["start_min"], _NS)
+    return pa.Table.from_arrays([
+        g["TraceId"], pc.cast(start_ts, pa.date32()), start_ts, pc.cast(g["end_max"], _NS),
+        pc.cast(g["spans_sum"], pa.uint64()), pc.cast(g["error_sum"], pa.uint64()), g["root_service_max"],
+        g["root_name_max"], pc.cast(g["root_start_min"], _NS), pc.cast(g["model_call_sum"], pa.uint64()),
+        pc.cast(g["input_sum"], pa.uint64()), pc.cast(g["output_sum"], pa.uint64()), pc.cast(g["cost_sum"], pa.float64()),
+    ], schema=SCHEMA)
 
 
-def from_spans(spans: pa.Table) -> pa.Table:
+def _span_facts(spans: pa.Table) -> pa.Table:
+    """Per span: its times, a count of one, its error and, for a root, the trace's name."""
+    rows = spans.num_rows
     start = pc.cast(spans["Timestamp"], pa.int64())
     is_root = pc.equal(spans["ParentSpanId"], "")
-    work = pa.table({
+    zeros = pa.repeat(pa.scalar(0, pa.uint64()), rows)
+    return pa.table({
         "TraceId": spans["TraceId"],
         "start": start,
         "end": pc.add(start, pc.cast(spans["Duration"], pa.int64())),
+        "spans": pa.repeat(pa.scalar(1, pa.uint64()), rows),
         "error": pc.cast(pc.equal(spans["StatusCode"], "Error"), pa.uint64()),
         "root_service": pc.if_else(is_root, spans["ServiceName"], ""),
         "root_name": pc.if_else(is_root, spans["SpanName"], ""),
         "root_start": pc.if_else(is_root, start, _NO_ROOT_NS),
+        "model_call": zeros, "input": zeros, "output": zeros,
+        "cost": pa.repeat(pa.scalar(0.0, pa.float64()), rows),
     })
-    g = work.group_by("TraceId").aggregate([
-        ("start", "min"), ("end", "max"), ("start", "count"), ("error", "sum"),
-        ("root_service", "max"), ("root_name", "max"), ("root_start", "min"),
-    ])
-    rows = g.num_rows
-    zeros = pa.array([0] * rows, pa.uint64())
-    return _table(g["TraceId"], g["start_min"], g["end_max"], pc.cast(g["start_count"], pa.uint64()), g["error_sum"],
-                  g["root_service_max"], g["root_name_max"], g["root_start_min"], zeros, zeros, zeros,
-                  pa.array([0.0] * rows, pa.float64()))
 
 
-def from_llm_calls(calls: pa.Table) -> pa.Table:
+def _call_facts(calls: pa.Table) -> pa.Table:
+    """Per LLM call: model calls, tokens and cost (its time is its span's, counted there too)."""
+    rows = calls.num_rows
     start = pc.cast(calls["Timestamp"], pa.int64())
-    work = pa.table({
+    zeros = pa.repeat(pa.scalar(0, pa.uint64()), rows)
+    empty = pa.repeat(pa.scalar("", pa.string()), rows)
+    return pa.table({
         "TraceId": calls["TraceId"],
         "start": start,
+        "end": start,
+        "spans": zeros,
+        "error": zeros,
+        "root_service": empty,
+        "root_name": empty,
+        "root_start": pa.repeat(pa.scalar(_NO_ROOT_NS, pa.int64()), rows),
         "model_call": pc.cast(pc.is_in(calls["Operation"], pa.array(MODEL_OPERATIONS)), pa.uint64()),
         "input": calls["InputTokens"],
         "output": calls["OutputTokens"],
         "cost": calls["CostUsd"],
     })
-    g = work.group_by("TraceId").aggregate([
-        ("start", "min"), ("start", "max"), ("model_call", "sum"), ("input", "sum"), ("output", "sum"), ("cost", "sum"),
-    ])
-    rows = g.num_rows
-    zeros = pa.array([0] * rows, pa.uint64())
-    empty = pa.array([""] * rows, pa.string())
-    return _table(g["TraceId"], g["start_min"], g["start_max"], zeros, zeros, empty, empty,
-                  pa.array([_NO_ROOT_NS] * rows, pa.int64()), g["model_call_sum"], g["input_sum"], g["output_sum"],
-                  g["cost_sum"])
-
-
-def _table(trace_id, start, end, spans, errors, root_service, root_name, root_start, calls, inputs, outputs,
-           cost) -> pa.Table:
-    start_ts = pc.cast(start, _NS)
-    return pa.Table.from_arrays([
-        trace_id, pc.cast(start_ts, pa.date32()), start_ts, pc.cast(end, _NS), spans, pc.cast(errors, pa.uint64()),
-        root_service, root_name, pc.cast(root_start, _NS), pc.cast(calls, pa.uint64()), pc.cast(inputs, pa.uint64()),
-        pc.cast(outputs, pa.uint64()), pc.cast(cost, pa.float64()),
-    ], schema=SCHEMA)
