@@ -26,7 +26,7 @@ def normalise_traces(request: Any, cost: CostModel) -> Batch:
 def normalise_spans(resources: list[Resource], cost: CostModel) -> Batch:
     """Rows from the spans of a request, as spans.decode or spans.from_message give them."""
     batch = Batch()
-    cols = batch.columns("otel_traces")
+    rows = batch.rows("otel_traces")
     for resource, scopes in resources:
         service = resource.get("service.name") or "unknown_service"
         for scope_name, scope_version, spans in scopes:
@@ -35,7 +35,7 @@ def normalise_spans(resources: list[Resource], cost: CostModel) -> Batch:
                 if problem:
                     batch.reject(problem)
                     continue
-                _add_span(batch, cols, span, service, resource, scope_name, scope_version, cost)
+                _add_span(batch, rows, span, service, resource, scope_name, scope_version, cost)
                 batch.accepted += 1
     return batch
 
@@ -53,45 +53,28 @@ def _invalid(span: Span) -> str:
     return ""
 
 
-def _add_span(batch, cols, span: Span, service, resource, scope_name: str, scope_version: str,
+def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_name: str, scope_version: str,
               cost: CostModel) -> None:
     (trace_id, span_id, parent_span_id, trace_state, name, kind, start, end, code, status_message, attributes,
      events, links) = span
     duration = max(0, end - start)
     status = STATUS_CODES[code] if 0 <= code < 3 else "Unset"
     stored = attributes if cost.mask is None else {k: cost.mask(v) for k, v in attributes.items()}
-    cols["Timestamp"].append(start)
-    cols["TraceId"].append(trace_id)
-    cols["SpanId"].append(span_id)
-    cols["ParentSpanId"].append(parent_span_id)
-    cols["TraceState"].append(trace_state)
-    cols["SpanName"].append(name)
-    cols["SpanKind"].append(SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified")
-    cols["ServiceName"].append(service)
-    cols["ResourceAttributes"].append(resource)
-    cols["ScopeName"].append(scope_name)
-    cols["ScopeVersion"].append(scope_version)
-    cols["SpanAttributes"].append(stored)
-    cols["Duration"].append(duration)
-    cols["StatusCode"].append(status)
-    cols["StatusMessage"].append(status_message)
     if events is None:
         events = _NONE
-        cols["Events.Timestamp"].append(_NONE)
-        cols["Events.Name"].append(_NONE)
-        cols["Events.Attributes"].append(_NONE)
+        event_columns = (_NONE, _NONE, _NONE)
     else:
-        cols["Events.Timestamp"].append([t for t, _, _ in events])
-        cols["Events.Name"].append([n for _, n, _ in events])
-        cols["Events.Attributes"].append([a for _, _, a in events])
+        event_columns = ([t for t, _, _ in events], [n for _, n, _ in events], [a for _, _, a in events])
     if links is None:
-        for column in ("Links.TraceId", "Links.SpanId", "Links.TraceState", "Links.Attributes"):
-            cols[column].append(_NONE)
+        link_columns = (_NONE, _NONE, _NONE, _NONE)
     else:
-        cols["Links.TraceId"].append([link[0] for link in links])
-        cols["Links.SpanId"].append([link[1] for link in links])
-        cols["Links.TraceState"].append([link[2] for link in links])
-        cols["Links.Attributes"].append([link[3] for link in links])
+        link_columns = tuple([link[i] for link in links] for i in range(4))
+    # One tuple in otel_traces' column order (store/columns.py).
+    rows.append((
+        start, trace_id, span_id, parent_span_id, trace_state, name,
+        SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified", service, resource, scope_name, scope_version, stored,
+        duration, status, status_message, *event_columns, *link_columns,
+    ))
 
     facts = semconv.extract_llm_facts(
         attributes, resource, span_name=name, scope_name=scope_name, status_error=status == "Error",
@@ -113,35 +96,14 @@ def _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duratio
     text_in, text_out = facts.input, facts.output
     if cost.mask is not None:
         text_in, text_out = cost.mask(text_in), cost.mask(text_out)
-    cols = batch.columns("llm_calls")
-    cols["Timestamp"].append(start)
-    cols["TraceId"].append(trace_id)
-    cols["SpanId"].append(span_id)
-    cols["ServiceName"].append(service)
-    cols["SpanName"].append(name)
-    cols["Duration"].append(duration)
-    cols["IsError"].append(is_error)
-    cols["Convention"].append(facts.convention)
-    cols["Operation"].append(facts.operation)
-    cols["Provider"].append(facts.provider)
-    cols["RequestModel"].append(facts.request_model)
-    cols["ResponseModel"].append(facts.response_model)
-    cols["InputTokens"].append(facts.input_tokens)
-    cols["OutputTokens"].append(facts.output_tokens)
-    cols["CachedInputTokens"].append(facts.cached_input_tokens)
-    cols["ReasoningTokens"].append(facts.reasoning_tokens)
-    cols["CostUsd"].append(price or 0.0)
-    cols["Priced"].append(price is not None)
-    cols["Streaming"].append(facts.streaming)
-    cols["TtftMs"].append(facts.ttft_ms)
-    cols["FinishReasons"].append(facts.finish_reasons)
-    cols["ErrorType"].append(facts.error_type or ("_OTHER" if is_error else ""))
-    cols["App"].append(facts.app)
-    cols["Department"].append(facts.department)
-    cols["UserId"].append(facts.user_id)
-    cols["SessionId"].append(facts.session_id)
-    cols["Input"].append(text_in)
-    cols["Output"].append(text_out)
+    # One tuple in llm_calls' column order (store/columns.py).
+    batch.rows("llm_calls").append((
+        start, trace_id, span_id, service, name, duration, is_error, facts.convention, facts.operation,
+        facts.provider, facts.request_model, facts.response_model, facts.input_tokens, facts.output_tokens,
+        facts.cached_input_tokens, facts.reasoning_tokens, price or 0.0, price is not None, facts.streaming,
+        facts.ttft_ms, facts.finish_reasons, facts.error_type or ("_OTHER" if is_error else ""), facts.app,
+        facts.department, facts.user_id, facts.session_id, text_in, text_out,
+    ))
 
 
 def _add_score(batch, attrs, span_attrs, resource, trace_id, span_id, service, time_ns) -> None:

@@ -6,6 +6,8 @@ tables with these types (Arrow is chDB's fastest insert path and clickhouse-conn
 
 from __future__ import annotations
 
+from itertools import accumulate, chain
+
 import pyarrow as pa
 
 _MAP = pa.map_(pa.string(), pa.string())
@@ -239,3 +241,22 @@ def _array(values: list | MapColumn, kind: pa.DataType) -> pa.Array:
 def to_arrow(table: str, columns: dict[str, list | MapColumn]) -> pa.Table:
     arrays = [_array(columns[name], kind) for name, kind in TABLES[table]]
     return pa.Table.from_arrays(arrays, schema=schema(table))
+
+
+def rows_to_arrow(table: str, rows: list[tuple]) -> pa.Table:
+    """Rows (tuples in the table's column order, TABLES) as an Arrow table.
+
+    For the tables with most rows: appending one tuple a row and transposing here (in C, with
+    zip) costs half as much as ~25 list appends a row.
+    """
+    arrays = []
+    for (_, kind), values in zip(TABLES[table], zip(*rows, strict=True), strict=True):
+        arrays.append(_map_array(values) if kind == _MAP else _array(values, kind))  # type: ignore[arg-type]
+    return pa.Table.from_arrays(arrays, schema=schema(table))
+
+
+def _map_array(mappings: tuple[dict[str, str], ...]) -> pa.Array:
+    offsets = pa.array([0, *accumulate(map(len, mappings))], pa.int32())
+    keys = pa.array(list(chain.from_iterable(mappings)), _STR)
+    values = pa.array(list(chain.from_iterable(map(dict.values, mappings))), _STR)
+    return pa.MapArray.from_arrays(offsets, keys, values)
