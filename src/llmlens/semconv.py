@@ -202,11 +202,13 @@ def extract_llm_facts(
     status_error: bool = False,
     events: Sequence[Any] = (),
     start_time_ns: int = 0,
+    with_text: bool = True,
 ) -> LlmFacts | None:
     """Normalise one span's attributes; None when the span is not an LLM operation.
 
     `events` items need `.name`, `.time_unix_nano` and `.attributes` (a mapping) — OTLP
-    protobuf events after decoding, or the decoder's own event tuples.
+    protobuf events after decoding, or the decoder's own event tuples. `with_text=False` leaves
+    `input` and `output` empty (ingest reads them from the stored span when asked: `content`).
     """
     convention = _convention(attributes, scope_name)
     if convention is None:
@@ -236,7 +238,8 @@ def extract_llm_facts(
         facts.streaming = True
     if status_error and not facts.error_type:
         facts.error_type = _exception_type(events) or "_OTHER"
-    facts.input, facts.output = _content(attributes)
+    if with_text:
+        facts.input, facts.output = content(attributes)
     return facts
 
 
@@ -381,7 +384,7 @@ def _exception_type(events: Sequence[Any]) -> str:
     return ""
 
 
-def _content(attributes: Mapping[str, Any]) -> tuple[str, str]:
+def content(attributes: Mapping[str, Any]) -> tuple[str, str]:
     """Prompt and response as readable text, from whichever shape the convention uses."""
     prompt = _first(attributes, (INPUT_MESSAGES, "input.value", "langfuse.observation.input", "gen_ai.prompt",
                                  "traceloop.entity.input", "gen_ai.retrieval.query.text", "gen_ai.tool.call.arguments"))

@@ -43,6 +43,7 @@ class Turn:
     error: bool
     start_ns: int
     duration_ms: float
+    prompt: str = ""
 
 
 @dataclass
@@ -142,7 +143,8 @@ def _turn(rng: random.Random, start: int, service: str, app: str, department: st
     logs.append(_log(chat_start + int(chat_ms * ms), trace_id, chat_id, 17 if error else 9,
                      "ERROR" if error else "INFO",
                      "LLM call failed: RateLimitError" if error else f"answered with {output_tokens} tokens"))
-    return Turn(trace_id, service, session_id, request_model, input_tokens, output_tokens, error, start, total_ms)
+    return Turn(trace_id, service, session_id, request_model, input_tokens, output_tokens, error, start, total_ms,
+                prompt)
 
 
 def _log(ts: int, trace_id: str, span_id: str, severity: int, text: str, body: str) -> dict[str, Any]:

@@ -222,6 +222,13 @@ def test_sessions_list_and_a_session_in_order(page, seeded_server) -> None:
     truth = [t.trace_id for t in sorted(seeded.turns, key=lambda t: t.start_ns) if t.session_id == "sess-001"]
     assert shown == [t["trace_id"] for t in detail["traces"]] == truth
     assert tile(page, "cost")[0] == pytest.approx(detail["cost_usd"])
+    # Each turn previews its prompt and, when the call succeeded, the response (read from the spans).
+    prompts = {t.trace_id: t.prompt for t in seeded.turns}
+    for turn in detail["traces"]:
+        assert turn["input_preview"] == f"user: {prompts[turn['trace_id']]}"
+        assert turn["output_preview"] == ("" if turn["error"] else
+                                          f"assistant: Here is what I found about: {prompts[turn['trace_id']].lower()}")
+    assert prompts[truth[0]] in page.locator(f"#turns li[data-trace-id='{truth[0]}']").inner_text()
     page.click(f"a[data-trace-link='{truth[0]}']")
     page.wait_for_url(f"**/traces/{truth[0]}")
 

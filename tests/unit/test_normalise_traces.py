@@ -66,4 +66,5 @@ def test_span_and_call_columns_hold_their_own_values() -> None:
     assert (call["Streaming"], call["TtftMs"], call["FinishReasons"], call["ErrorType"]) == (
         True, 50.0, ["length"], "timeout")
     assert (call["App"], call["Department"], call["UserId"], call["SessionId"]) == ("support", "cx", "u1", "s1")
-    assert (call["Input"], call["Output"]) == ("hello", "world")
+    assert (call["Input"], call["Output"]) == ("", "")  # the text is stored once, in the span
+    assert dict(row["SpanAttributes"])["gen_ai.input.messages"] == "hello"

@@ -78,7 +78,7 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
 
     facts = semconv.extract_llm_facts(
         attributes, resource, span_name=name, scope_name=scope_name, status_error=status == "Error",
-        events=events, start_time_ns=start,
+        events=events, start_time_ns=start, with_text=False,  # the text stays in the span only
     )
     if facts is not None:
         _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duration, status, cost)
@@ -93,16 +93,14 @@ def _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duratio
     if price is None:
         unbilled = is_error and facts.input_tokens == 0 and facts.output_tokens == 0
         price = 0.0 if unbilled else cost.price(facts)  # a failed call the provider did not bill costs nothing
-    text_in, text_out = facts.input, facts.output
-    if cost.mask is not None:
-        text_in, text_out = cost.mask(text_in), cost.mask(text_out)
     # One tuple in llm_calls' column order (store/columns.py).
     batch.rows("llm_calls").append((
         start, trace_id, span_id, service, name, duration, is_error, facts.convention, facts.operation,
         facts.provider, facts.request_model, facts.response_model, facts.input_tokens, facts.output_tokens,
         facts.cached_input_tokens, facts.reasoning_tokens, price or 0.0, price is not None, facts.streaming,
         facts.ttft_ms, facts.finish_reasons, facts.error_type or ("_OTHER" if is_error else ""), facts.app,
-        facts.department, facts.user_id, facts.session_id, text_in, text_out,
+        facts.department, facts.user_id, facts.session_id,
+        "", "",  # Input, Output: kept empty; the API reads the text from the span (semconv.content)
     ))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from llmlens import semconv
 from llmlens.server.query.llm_filter import LlmFilter
 from llmlens.server.query.overview import MODEL_EXPR
 from llmlens.server.query.search import Store
@@ -32,10 +33,19 @@ SELECT TraceId AS trace_id, formatDateTime(min(Timestamp), {_TIME}) AS first_cal
        count() AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens,
        sum(CostUsd) AS cost_usd, countIf(IsError) AS llm_errors,
        groupUniqArrayIf(5)(UserId, UserId != '') AS users,
-       substring(argMin(Input, Timestamp), 1, {PREVIEW_CHARS}) AS input_preview,
-       substring(argMax(Output, Timestamp), 1, {PREVIEW_CHARS}) AS output_preview
+       argMin(SpanId, Timestamp) AS first_span, argMax(SpanId, Timestamp) AS last_span
 FROM llm_calls WHERE {{where}}
 GROUP BY TraceId ORDER BY min(Timestamp), trace_id LIMIT 2000"""
+
+# The prompt of each turn's first call and the response of its last, from their spans (the text is
+# stored once, in otel_traces).
+TEXT_SQL = """
+WITH turns AS (SELECT TraceId, argMin(SpanId, Timestamp) AS first_span, argMax(SpanId, Timestamp) AS last_span
+               FROM llm_calls WHERE {where} GROUP BY TraceId)
+SELECT SpanId AS span_id, SpanAttributes AS attributes FROM otel_traces
+WHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}
+  AND (TraceId, SpanId) IN (SELECT TraceId, first_span FROM turns UNION ALL SELECT TraceId, last_span FROM turns)
+LIMIT 1 BY SpanId"""
 
 # Whole-trace facts (root span, duration, span errors) come from trace_index.
 TRACES_SQL = f"""
@@ -64,12 +74,14 @@ async def list_sessions(store: Store, flt: LlmFilter, limit: int) -> list[dict[s
 async def get_session(store: Store, window: Window, session_id: str) -> dict[str, Any] | None:
     flt = LlmFilter.of(window, session=session_id)
     where, params = flt.where(), flt.params()
-    turns, traces = await asyncio.gather(store.fetch(TURNS_SQL.replace("{where}", where), params),
-                                         store.fetch(TRACES_SQL.replace("{where}", where), params))
+    turns, traces, texts = await asyncio.gather(store.fetch(TURNS_SQL.replace("{where}", where), params),
+                                                store.fetch(TRACES_SQL.replace("{where}", where), params),
+                                                store.fetch(TEXT_SQL.replace("{where}", where), params))
     if not turns:
         return None
     by_id = {t["trace_id"]: t for t in traces}
-    items = [_turn(i, turn, by_id.get(turn["trace_id"], {})) for i, turn in enumerate(turns, 1)]
+    attributes = {t["span_id"]: t["attributes"] for t in texts}
+    items = [_turn(i, turn, by_id.get(turn["trace_id"], {}), attributes) for i, turn in enumerate(turns, 1)]
     return {
         "session_id": session_id,
         "turns": len(items),
@@ -84,7 +96,8 @@ async def get_session(store: Store, window: Window, session_id: str) -> dict[str
     }
 
 
-def _turn(number: int, turn: dict[str, Any], trace: dict[str, Any]) -> dict[str, Any]:
+def _turn(number: int, turn: dict[str, Any], trace: dict[str, Any],
+          attributes: dict[str, dict[str, str]]) -> dict[str, Any]:
     return {
         "turn": number,
         "trace_id": turn["trace_id"],
@@ -98,6 +111,6 @@ def _turn(number: int, turn: dict[str, Any], trace: dict[str, Any]) -> dict[str,
         "output_tokens": int(turn["output_tokens"]),
         "cost_usd": float(turn["cost_usd"]),
         "error": int(turn["llm_errors"]) > 0 or int(trace.get("error_spans") or 0) > 0,
-        "input_preview": turn["input_preview"],
-        "output_preview": turn["output_preview"],
+        "input_preview": semconv.content(attributes.get(turn["first_span"], {}))[0][:PREVIEW_CHARS],
+        "output_preview": semconv.content(attributes.get(turn["last_span"], {}))[1][:PREVIEW_CHARS],
     }

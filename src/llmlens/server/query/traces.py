@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from llmlens import semconv
 from llmlens.server.query.errors import BadParameter
 from llmlens.server.query.window import Window, rfc3339, sql_time
 from llmlens.server.store import Store
@@ -176,7 +177,7 @@ _SPAN_SQL = """
 _LLM_SQL = """
     SELECT SpanId, Operation, Provider, RequestModel, ResponseModel, InputTokens, OutputTokens,
            CachedInputTokens, ReasoningTokens, CostUsd, Priced, Streaming, TtftMs, FinishReasons,
-           ErrorType, App, Department, UserId, SessionId, Input, Output, Convention
+           ErrorType, App, Department, UserId, SessionId, Convention
     FROM llm_calls WHERE TraceId = {trace_id:String}
     LIMIT 1 BY SpanId
 """
@@ -221,8 +222,6 @@ def llm_facts(row: dict[str, Any]) -> dict[str, Any]:
         "department": row["Department"] or None,
         "user_id": row["UserId"] or None,
         "session_id": row["SessionId"] or None,
-        "input": row["Input"] or None,
-        "output": row["Output"] or None,
         "convention": row["Convention"] or None,
     }
 
@@ -255,8 +254,15 @@ def _span(row: dict[str, Any], llm: dict[str, Any] | None) -> dict[str, Any]:
             for t, s, st, a in zip(row["link_trace"], row["link_span"], row["link_state"], row["link_attrs"],
                                    strict=False)
         ],
-        "llm": llm,
+        "llm": llm if llm is None else {**llm, **_text(row["SpanAttributes"])},
     }
+
+
+def _text(attributes: dict[str, str]) -> dict[str, str | None]:
+    """A call's prompt and response, read from its span as the normaliser reads them: stored once,
+    in the span (llm_calls rows written since this release leave their Input and Output empty)."""
+    text_in, text_out = semconv.content(attributes)
+    return {"input": text_in or None, "output": text_out or None}
 
 
 def sql_time_ns(ns: int) -> str:
