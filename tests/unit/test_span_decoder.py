@@ -297,3 +297,29 @@ def test_decoding_leaves_nothing_allocated() -> None:
             spans.decode(variant)
     gc.collect()
     assert sys.getallocatedblocks() - before < 100  # 3,005 decodes; a leak would leave thousands
+
+
+def _slot(text: str) -> int:
+    """The decoder's string-cache slot of a short ASCII string (FNV-1a over its bytes, 4,096 slots)."""
+    h = 2166136261
+    for byte in text.encode():
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h & 4095
+
+
+def test_strings_sharing_a_cache_slot_stay_distinct() -> None:
+    """Short strings are reused from a small cache keyed by a hash of their bytes: two strings
+    that land in one slot, and non-ASCII ones, must still come back as themselves."""
+    seen: dict[int, str] = {}
+    for i in range(10_000):
+        key = f"attr.{i}"
+        if _slot(key) in seen:
+            first, second = seen[_slot(key)], key
+            break
+        seen[_slot(key)] = key
+    attrs = {first: "one", second: "two", "ключ": "значение", "naïve": "café", "k": first}
+    for _ in range(3):  # alternate the two strings through their slot
+        fast = assert_same(trace_request([make_span(first, attrs=attrs), make_span(second, attrs=attrs)])
+                           .SerializeToString())
+        assert [s.name for s in _spans(fast)] == [first, second]
+        assert _spans(fast)[1].attributes == {k: v for k, v in attrs.items()}

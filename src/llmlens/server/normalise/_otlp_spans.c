@@ -100,16 +100,42 @@ static int skip_field(Reader *r, int wire_type) {
     }
 }
 
+/* Short ASCII strings seen before (attribute keys, span names, models, providers repeat in every
+ * request): one str object each, found by hashing the bytes. Saves decoding, an allocation and
+ * Python's hash of the key (cached on a reused object). Fixed size; a colliding string replaces the
+ * old one, so hostile input only costs misses. The GIL is held throughout decode(). */
+#define CACHE_SLOTS 4096
+#define CACHE_MAX_BYTES 64
+static PyObject *str_cache[CACHE_SLOTS];
+
+static PyObject *cached_str(const uint8_t *p, Py_ssize_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    PyObject **slot = &str_cache[h & (CACHE_SLOTS - 1)];
+    PyObject *hit = *slot;
+    if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n && memcmp(PyUnicode_1BYTE_DATA(hit), p, n) == 0) {
+        Py_INCREF(hit);
+        return hit;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)p, n, NULL);
+    if (text != NULL && PyUnicode_IS_ASCII(text)) { /* ASCII only: its bytes are its characters */
+        Py_INCREF(text);
+        Py_XSETREF(*slot, text);
+    }
+    return text;
+}
+
 /* A proto3 string field: must be valid UTF-8, as protobuf checks. */
 static int take_str(Reader *r, PyObject **out) {
     Reader s;
     if (read_len(r, &s)) return FALLBACK;
-    if (s.p == s.end) {
+    Py_ssize_t n = s.end - s.p;
+    if (n == 0) {
         Py_INCREF(s_empty);
         *out = s_empty;
         return OK;
     }
-    PyObject *text = PyUnicode_DecodeUTF8((const char *)s.p, s.end - s.p, NULL);
+    PyObject *text = n <= CACHE_MAX_BYTES ? cached_str(s.p, n) : PyUnicode_DecodeUTF8((const char *)s.p, n, NULL);
     if (text == NULL) {
         if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
             PyErr_Clear();
