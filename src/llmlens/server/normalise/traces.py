@@ -41,15 +41,15 @@ def normalise_spans(resources: list[Resource], cost: CostModel) -> Batch:
 
 
 def _invalid(span: Span) -> str:
-    trace_id, span_id, parent_span_id = span[0], span[1], span[2]
+    trace_id, span_id, parent_span_id, _, name, _, start = span[:7]  # ids are hex: two digits a byte
     if len(trace_id) != 32 or trace_id == _ZERO_TRACE:
-        return f"span {span[4][:80]!r}: trace_id must be 16 non-zero bytes"
+        return f"span {name[:80]!r}: trace_id must be 16 non-zero bytes"
     if len(span_id) != 16 or span_id == _ZERO_SPAN:
-        return f"span {span[4][:80]!r}: span_id must be 8 non-zero bytes"
+        return f"span {name[:80]!r}: span_id must be 8 non-zero bytes"
     if parent_span_id and len(parent_span_id) != 16:
-        return f"span {span[4][:80]!r}: parent_span_id must be empty or 8 bytes"
-    if span[6] == 0:
-        return f"span {span[4][:80]!r}: start_time_unix_nano is missing"
+        return f"span {name[:80]!r}: parent_span_id must be empty or 8 bytes"
+    if start == 0:
+        return f"span {name[:80]!r}: start_time_unix_nano is missing"
     return ""
 
 
