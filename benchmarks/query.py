@@ -1,6 +1,6 @@
 """Query latency on a big store: seeds N spans (default 1M, 4-span LLM traces spread over the
 last 24 h), starts a real `llmlens serve` on it, and prints the median milliseconds of the
-API calls the UI makes most: the trace list, one trace, and 24 h LLM stats.
+API calls the UI makes most: the trace list, one trace, 24 h LLM stats and one session.
 
     python benchmarks/query.py [--spans 1000000] [--repeat 9] [--keep DIR]
 
@@ -90,6 +90,7 @@ def main() -> None:
             stats_ms, _ = timed(client, "/api/v1/llm/stats", args.repeat, start="-24h", step="5m", group_by="model")
             service_ms, _ = timed(client, "/api/v1/traces", args.repeat, start="-24h", limit=50, service="chatbot",
                                   model="gpt-4o-mini")
+            session_ms, session = timed(client, "/api/v1/sessions/s-7", args.repeat, start="-24h")
     finally:
         server.terminate()
         if not args.keep:
@@ -100,6 +101,7 @@ def main() -> None:
     print(f"{'trace list filtered by service and model':44} {service_ms:9.1f}")
     print(f"{'one trace (' + str(len(trace['spans'])) + ' spans)':44} {one_ms:9.1f}   <= 50")
     print(f"{'LLM stats, 24 h, 5 min buckets, by model':44} {stats_ms:9.1f}   <= 500")
+    print(f"{'one session (' + str(session['turns']) + ' turns, with previews)':44} {session_ms:9.1f}")
 
 
 if __name__ == "__main__":
