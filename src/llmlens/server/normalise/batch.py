@@ -1,4 +1,5 @@
-"""What the normaliser hands to the store: columns per table, plus what was rejected."""
+"""What the normaliser hands to the store: columns or rows per table (Arrow once frozen), plus what
+was rejected."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Arrow column types of every table we insert into, in INSERT order.
 
-The normaliser produces plain Python lists per column; the writer turns them into Arrow
-tables with these types (Arrow is chDB's fastest insert path and clickhouse-connect's too).
+The normaliser produces plain Python lists per column, or row tuples in this column order for
+the busiest tables; the ingest workers turn them into Arrow tables with these types (Arrow is
+chDB's fastest insert path and clickhouse-connect's too).
 """
 
 from __future__ import annotations
