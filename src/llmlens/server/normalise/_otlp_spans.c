@@ -125,6 +125,12 @@ static PyObject *cached_str(const uint8_t *p, Py_ssize_t n) {
     return text;
 }
 
+/* A field this decoder does not keep (dropped counts, flags, string-table indexes): its wire type
+ * must still be the schema's, or protobuf would read it differently. */
+static int skip_as(Reader *r, int wire_type, int expected) {
+    return wire_type == expected ? skip_field(r, wire_type) : FALLBACK;
+}
+
 /* A proto3 string field: must be valid UTF-8, as protobuf checks. */
 static int take_str(Reader *r, PyObject **out) {
     Reader s;
@@ -248,22 +254,22 @@ static double as_double(uint64_t bits) {
 
 static int any_object(Reader r, int depth, PyObject **out);
 
-static int key_value_object(Reader r, int depth, PyObject **key, PyObject **value) {
+/* A KeyValue's key (new reference, "" if absent) and its value's bytes (empty if absent: an unset
+ * AnyValue, read as protobuf's default would be). */
+static int read_key_value(Reader r, PyObject **key, Reader *value) {
     uint32_t field;
     int wt, values = 0, rc;
-    Reader data = {NULL, NULL};
     *key = NULL;
-    *value = NULL;
+    value->p = value->end = NULL;
     while (r.p < r.end) {
         if (read_tag(&r, &field, &wt)) goto fallback;
         if (field == 1) {
             if (wt != WT_LEN) goto fallback;
             if ((rc = take_str_into(&r, key))) goto fail;
         } else if (field == 2) {
-            if (wt != WT_LEN || ++values > 1 || read_len(&r, &data)) goto fallback;
+            if (wt != WT_LEN || ++values > 1 || read_len(&r, value)) goto fallback;
         } else if (field == 3) { /* key_strindex */
-            uint64_t ignored;
-            if (wt != WT_VARINT || read_varint(&r, &ignored)) goto fallback;
+            if (skip_as(&r, wt, WT_VARINT)) goto fallback;
         } else if (skip_field(&r, wt)) {
             goto fallback;
         }
@@ -272,14 +278,19 @@ static int key_value_object(Reader r, int depth, PyObject **key, PyObject **valu
         Py_INCREF(s_empty);
         *key = s_empty;
     }
-    /* With no value, data is empty: an unset AnyValue, read as protobuf's default would be. */
-    if ((rc = any_object(data, depth, value))) goto fail;
     return OK;
 fallback:
     rc = FALLBACK;
 fail:
     Py_CLEAR(*key);
-    Py_CLEAR(*value);
+    return rc;
+}
+
+static int key_value_object(Reader r, int depth, PyObject **key, PyObject **value) {
+    Reader data;
+    int rc = read_key_value(r, key, &data);
+    if (rc) return rc;
+    if ((rc = any_object(data, depth, value))) Py_CLEAR(*key);
     return rc;
 }
 
@@ -388,49 +399,22 @@ typedef struct {
 } Attributes;
 
 static int attributes_add(Attributes *a, Reader r) {
-    uint32_t field;
-    int wt, values = 0, rc;
-    PyObject *key = NULL, *text = NULL;
-    Reader data = {NULL, NULL};
-    while (r.p < r.end) {
-        if (read_tag(&r, &field, &wt)) goto fallback;
-        if (field == 1) {
-            if (wt != WT_LEN) goto fallback;
-            if ((rc = take_str_into(&r, &key))) goto fail;
-        } else if (field == 2) {
-            if (wt != WT_LEN || ++values > 1 || read_len(&r, &data)) goto fallback;
-        } else if (field == 3) {
-            uint64_t ignored;
-            if (wt != WT_VARINT || read_varint(&r, &ignored)) goto fallback;
-        } else if (skip_field(&r, wt)) {
-            goto fallback;
-        }
-    }
-    if (key == NULL) {
-        Py_INCREF(s_empty);
-        key = s_empty;
-    }
-    if (values) {
-        if ((rc = any_text(data, &text))) goto fail;
-    } else {
-        Py_INCREF(s_empty);
-        text = s_empty;
+    PyObject *key, *text;
+    Reader data;
+    int rc = read_key_value(r, &key, &data);
+    if (rc) return rc;
+    if ((rc = any_text(data, &text))) {
+        Py_DECREF(key);
+        return rc;
     }
     /* Past the cap the KeyValue is still read (protobuf checks it too) but not kept. */
     if (++a->count <= max_attributes) {
-        if (a->dict == NULL && (a->dict = PyDict_New()) == NULL) { rc = ERROR; goto fail; }
-        if (PyDict_SetItem(a->dict, key, text)) { rc = ERROR; goto fail; }
-        if (PyUnicode_GET_LENGTH(key) > max_key_chars || PyUnicode_GET_LENGTH(text) > max_value_chars)
+        if ((a->dict == NULL && (a->dict = PyDict_New()) == NULL) || PyDict_SetItem(a->dict, key, text)) rc = ERROR;
+        else if (PyUnicode_GET_LENGTH(key) > max_key_chars || PyUnicode_GET_LENGTH(text) > max_value_chars)
             a->over_length = 1;
     }
     Py_DECREF(key);
     Py_DECREF(text);
-    return OK;
-fallback:
-    rc = FALLBACK;
-fail:
-    Py_XDECREF(key);
-    Py_XDECREF(text);
     return rc;
 }
 
@@ -491,8 +475,7 @@ static int decode_event(Reader r, PyObject **events) {
             if ((rc = attributes_add(&attributes, kv))) goto done;
             rc = FALLBACK;
         } else if (field == 4) {
-            uint64_t ignored;
-            if (wt != WT_VARINT || read_varint(&r, &ignored)) goto done;
+            if (skip_as(&r, wt, WT_VARINT)) goto done;
         } else if (skip_field(&r, wt)) {
             goto done;
         }
@@ -530,13 +513,11 @@ static int decode_link(Reader r, PyObject **links) {
             if ((rc = attributes_add(&attributes, kv))) goto done;
             break;
         }
-        case 5: {
-            uint64_t ignored;
-            if (wt != WT_VARINT || read_varint(&r, &ignored)) goto done;
+        case 5:
+            if (skip_as(&r, wt, WT_VARINT)) goto done;
             break;
-        }
         case 6:
-            if (wt != WT_I32 || skip_field(&r, wt)) goto done;
+            if (skip_as(&r, wt, WT_I32)) goto done;
             break;
         default:
             if (skip_field(&r, wt)) goto done;
@@ -581,7 +562,7 @@ static int decode_span(Reader r, PyObject *spans) {
     uint32_t field;
     int wt, rc = FALLBACK, statuses = 0;
     int32_t kind = 0, code = 0;
-    uint64_t start = 0, end = 0, ignored;
+    uint64_t start = 0, end = 0, varint;
     PyObject *text[SPAN_STRINGS] = {NULL};
     PyObject *events = NULL, *links = NULL;
     Attributes attributes = {NULL, 0, 0};
@@ -598,8 +579,8 @@ static int decode_span(Reader r, PyObject *spans) {
             if ((rc = take_str_into(&r, &text[field == 3 ? TRACE_STATE : NAME]))) goto done;
             break;
         case 6:
-            if (wt != WT_VARINT || read_varint(&r, &ignored)) goto done;
-            kind = (int32_t)ignored;
+            if (wt != WT_VARINT || read_varint(&r, &varint)) goto done;
+            kind = (int32_t)varint;
             break;
         case 7:
             if (wt != WT_I64 || read_fixed64(&r, &start)) goto done;
@@ -612,7 +593,7 @@ static int decode_span(Reader r, PyObject *spans) {
             if ((rc = attributes_add(&attributes, sub))) goto done;
             break;
         case 10: case 12: case 14:
-            if (wt != WT_VARINT || read_varint(&r, &ignored)) goto done;
+            if (skip_as(&r, wt, WT_VARINT)) goto done;
             break;
         case 11:
             if (wt != WT_LEN || read_len(&r, &sub)) goto done;
@@ -627,7 +608,7 @@ static int decode_span(Reader r, PyObject *spans) {
             if ((rc = decode_status(sub, &text[STATUS_MESSAGE], &code))) goto done;
             break;
         case 16:
-            if (wt != WT_I32 || skip_field(&r, wt)) goto done;
+            if (skip_as(&r, wt, WT_I32)) goto done;
             break;
         default:
             if (skip_field(&r, wt)) goto done;
@@ -687,8 +668,7 @@ static int decode_resource(Reader r, PyObject **out) {
             if (wt != WT_LEN || read_len(&r, &sub)) goto done;
             if ((rc = attributes_add(&attributes, sub))) goto done;
         } else if (field == 2) {
-            uint64_t ignored;
-            if (wt != WT_VARINT || read_varint(&r, &ignored)) goto done;
+            if (skip_as(&r, wt, WT_VARINT)) goto done;
         } else if (field == 3) { /* entity_refs: schema_url, type, id_keys, description_keys */
             if (wt != WT_LEN || read_len(&r, &sub)) goto done;
             if ((rc = check_strings(sub, 1, 4))) goto done;
@@ -718,8 +698,7 @@ static int decode_scope(Reader r, PyObject **name, PyObject **version) {
             if (wt != WT_LEN || read_len(&r, &sub)) goto fallback;
             if ((rc = attributes_add(&attributes, sub))) goto fail;
         } else if (field == 4) {
-            uint64_t ignored;
-            if (wt != WT_VARINT || read_varint(&r, &ignored)) goto fallback;
+            if (skip_as(&r, wt, WT_VARINT)) goto fallback;
         } else if (skip_field(&r, wt)) {
             goto fallback;
         }
