@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from llmlens.server.normalise.attributes import any_value, key_values, stored_string
-from llmlens.server.normalise.batch import Batch
 from llmlens.server.normalise.cost import CostModel
+from llmlens.server.store.batch import Batch
 
 _SEVERITY_TEXT = {1: "TRACE", 5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR", 21: "FATAL"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmlens.server.normalise.attributes import key_values
-from llmlens.server.normalise.batch import Batch
+from llmlens.server.store.batch import Batch
 
 
 def normalise_metrics(request: Any) -> Batch:

@@ -7,9 +7,9 @@ from typing import Any
 from llmlens import semconv
 from llmlens.server.normalise import spans as otlp_spans
 from llmlens.server.normalise.attributes import stored_string
-from llmlens.server.normalise.batch import Batch
 from llmlens.server.normalise.cost import CostModel
 from llmlens.server.normalise.spans import Resource, Span
+from llmlens.server.store.batch import Batch
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")

@@ -10,10 +10,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Literal
 
-from llmlens.server.normalise import Batch, CostModel
+from llmlens.server.normalise import CostModel
 from llmlens.server.receive.decode import PayloadError, Signal
 from llmlens.server.receive.workers import _build_in_worker, batch_from_worker, build_batch
 from llmlens.server.store import Store
+from llmlens.server.store.batch import Batch
 
 
 @dataclass(frozen=True)

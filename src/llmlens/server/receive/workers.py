@@ -21,8 +21,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pyarrow as pa
 
-from llmlens.server.normalise import Batch, CostModel, build_cost_model
+from llmlens.server.normalise import CostModel, build_cost_model
 from llmlens.server.receive.decode import Signal, decode_request
+from llmlens.server.store.batch import Batch
 
 _cost: CostModel | None = None
 

@@ -13,8 +13,8 @@ from llmlens.server.store.errors import Overloaded, QueryTimeout, StoreError, St
 from llmlens.server.store.schema import apply_retention, migrate, tune_embedded_storage
 from llmlens.server.store.writer import BatchWriter
 
-if TYPE_CHECKING:  # the normaliser imports our column types; avoid the cycle at run time
-    from llmlens.server.normalise.batch import Batch
+if TYPE_CHECKING:
+    from llmlens.server.store.batch import Batch
 
 __all__ = ["Overloaded", "QueryTimeout", "Store", "StoreError", "StoreLocked", "open_backend"]
 

@@ -9,10 +9,15 @@ spans give times, counts, errors and the root; LLM calls give model calls, token
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from llmlens.semconv import MODEL_OPERATIONS
+
+if TYPE_CHECKING:
+    from llmlens.server.store.batch import Batch
 
 TABLE = "trace_index"
 _NS = pa.timestamp("ns")
@@ -22,6 +27,13 @@ SCHEMA = pa.schema([
     ("ErrorCount", pa.uint64()), ("RootService", pa.string()), ("RootName", pa.string()), ("RootStart", _NS),
     ("LlmCalls", pa.uint64()), ("InputTokens", pa.uint64()), ("OutputTokens", pa.uint64()), ("CostUsd", pa.float64()),
 ])
+
+
+def derive(batch: Batch) -> None:
+    """The batch's derivation: its trace_index rows, inserted with it."""
+    summary = of_batch(batch.arrow)
+    if summary is not None:
+        batch.arrow[TABLE] = summary
 
 
 def of_batch(tables: dict[str, pa.Table]) -> pa.Table | None:

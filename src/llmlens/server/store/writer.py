@@ -36,8 +36,8 @@ from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES, TIME_COLUMN
 from llmlens.server.store.errors import Overloaded, StoreError
 
-if TYPE_CHECKING:  # the normaliser imports our column types; avoid the cycle at run time
-    from llmlens.server.normalise.batch import Batch
+if TYPE_CHECKING:
+    from llmlens.server.store.batch import Batch
 
 log = logging.getLogger("llmlens.store.writer")
 

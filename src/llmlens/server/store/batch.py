@@ -1,14 +1,28 @@
-"""What the normaliser hands to the store: columns or rows per table (Arrow once frozen), plus what
-was rejected."""
+"""The normalise -> store contract: rows per table (Arrow once frozen), what was rejected, and what
+derivations computed from the rows.
+
+A derivation runs on each frozen batch where it is built (an ingest worker, in parallel, off the
+single writer thread): `trace_index` rows are one, the span metrics' per-batch aggregates another.
+It may add a table to insert (`batch.arrow[name]`) or a small value for a commit listener
+(`batch.derived[name]`). The writer runs the derivations again on a batch it had to trim (rows
+already stored), so what listeners see is exactly what was committed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
 from llmlens.server.store import trace_index
 from llmlens.server.store.columns import TIME_COLUMN, new_columns, rows_to_arrow, to_arrow
+
+Derivation = Callable[["Batch"], None]
+"""Reads a frozen batch's `arrow` tables; adds to its `arrow` (tables) or `derived` (values)."""
+
+DEFAULT_DERIVATIONS: tuple[Derivation, ...] = (trace_index.derive,)
 
 
 @dataclass
@@ -18,6 +32,7 @@ class Batch:
     tables: dict[str, dict[str, list]] = field(default_factory=dict)  # built column by column
     row_lists: dict[str, list[tuple]] = field(default_factory=dict)  # built row by row (the busiest tables)
     arrow: dict[str, pa.Table] = field(default_factory=dict)
+    derived: dict[str, Any] = field(default_factory=dict)  # derivations' values for commit listeners
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -40,9 +55,8 @@ class Batch:
         if len(self.errors) < 5:  # enough to explain; a flood of reasons helps nobody
             self.errors.append(why)
 
-    def freeze(self) -> Batch:
-        """Turn the rows into Arrow tables, with the trace_index rows that summarise them (done
-        where the batch is built, in parallel workers, off the single writer thread)."""
+    def freeze(self, derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS) -> Batch:
+        """Turn the rows into Arrow tables, then run the derivations on them."""
         if not self.tables and not self.row_lists:
             return self
         for table, cols in self.tables.items():
@@ -52,14 +66,20 @@ class Batch:
             if rows:
                 self.arrow[table] = rows_to_arrow(table, rows)
         self.tables, self.row_lists = {}, {}
-        summary = trace_index.of_batch(self.arrow)
-        if summary is not None:
-            self.arrow[trace_index.TABLE] = summary
+        self.derive(derivations)
         return self
+
+    def derive(self, derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS) -> None:
+        """(Re)compute every derived table and value from the received tables."""
+        for name in [n for n in self.arrow if n not in TIME_COLUMN]:
+            del self.arrow[name]
+        self.derived = {}
+        for derivation in derivations:
+            derivation(self)
 
     @property
     def row_count(self) -> int:
-        """Rows received (the derived trace_index rows are not counted)."""
+        """Rows received (derived rows such as trace_index are not counted)."""
         if self.arrow:
             return sum(t.num_rows for name, t in self.arrow.items() if name in TIME_COLUMN)
         return (sum(len(cols[TIME_COLUMN[name]]) for name, cols in self.tables.items())
