@@ -95,8 +95,9 @@ def _serve(args: argparse.Namespace) -> int:
                          f"pick another with --{name.replace('_', '-')}")
 
     from llmlens.server.app import create_app
+    from llmlens.server.errors import StoreError
     from llmlens.server.run import run_server
-    from llmlens.server.store import Store, StoreError, open_backend
+    from llmlens.server.store import Store, open_backend
 
     try:
         backend = open_backend(data_dir=settings.data_dir, clickhouse_url=settings.clickhouse_url,

@@ -285,8 +285,8 @@ def test_readers_and_writer_in_threads(endpoint: Endpoint, on_clickhouse: dict[s
 
 
 def test_clear_errors(endpoint: Endpoint) -> None:
+    from llmlens.server.errors import QueryTimeout, StoreError
     from llmlens.server.store.clickhouse_backend import ClickHouseBackend
-    from llmlens.server.store.errors import QueryTimeout, StoreError
 
     with pytest.raises(StoreError) as wrong_password:
         ClickHouseBackend(endpoint.url("llmlens_unit", password="not-the-password"))

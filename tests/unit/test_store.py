@@ -10,9 +10,10 @@ import uuid
 import pyarrow as pa
 import pytest
 
+from llmlens.server.errors import Overloaded, StoreError
 from llmlens.server.normalise import build_cost_model
 from llmlens.server.receive.workers import build_batch
-from llmlens.server.store import Overloaded, Store, StoreError, open_backend
+from llmlens.server.store import Store, open_backend
 from llmlens.server.store.batch import Batch
 from llmlens.server.store.schema import current_version, migrate, migrations
 from llmlens.server.store.writer import BatchWriter

@@ -1,4 +1,5 @@
-"""One error envelope for the whole API: {"error": {"code", "message", "parameter"}}."""
+"""One error envelope for the whole API: {"error": {"code", "message", "parameter"}}, with the
+status from the server's one exception table (llmlens.server.errors)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from llmlens.server.query.errors import BadParameter
-from llmlens.server.query.window import WindowError
-from llmlens.server.store import Overloaded, QueryTimeout, StoreError
+from llmlens.server.errors import QueryTimeout, ServerError, Unavailable, answer, retry_after_header
 
 log = logging.getLogger("llmlens.api")
 
@@ -32,30 +31,21 @@ def install_error_handlers(app: FastAPI) -> None:
         message = first.get("msg", "invalid request")
         return error_response(400, "bad_parameter", f"{parameter}: {message}" if parameter else message, parameter)
 
-    @app.exception_handler(BadParameter)
-    async def _bad_parameter(request: Request, exc: BadParameter) -> JSONResponse:
-        return error_response(400, "bad_parameter", str(exc), exc.parameter)
-
-    @app.exception_handler(WindowError)
-    async def _bad_window(request: Request, exc: WindowError) -> JSONResponse:
-        return error_response(400, "bad_parameter", str(exc), exc.parameter)
+    @app.exception_handler(ServerError)
+    async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
+        found = answer(exc)
+        message = str(exc)
+        if isinstance(exc, QueryTimeout):
+            message = f"{exc}; narrow the time range or filters"
+        elif isinstance(exc, Unavailable):
+            log.error("query failed on %s: %s", request.url.path, exc)
+            message = "the store could not answer this query"
+        return error_response(found.http_status, found.code, message, exc.parameter,
+                              headers=retry_after_header(exc))
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
         return error_response(400, "bad_parameter", f"a value is out of range: {exc}")
-
-    @app.exception_handler(Overloaded)
-    async def _overloaded(request: Request, exc: Overloaded) -> JSONResponse:
-        return error_response(429, "overloaded", str(exc), headers={"Retry-After": str(int(exc.retry_after) or 1)})
-
-    @app.exception_handler(QueryTimeout)
-    async def _timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
-        return error_response(504, "query_timeout", f"{exc}; narrow the time range or filters")
-
-    @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError) -> JSONResponse:
-        log.error("query failed: %s", exc)
-        return error_response(503, "store_error", "the store could not answer this query", headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

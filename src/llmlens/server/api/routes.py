@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 
 from llmlens import __version__
 from llmlens.server.api.errors import error_response
+from llmlens.server.errors import BadParameter
 from llmlens.server.query import logs as logs_query
 from llmlens.server.query import metrics as metrics_query
 from llmlens.server.query import scores as scores_query
 from llmlens.server.query import stats as stats_query
 from llmlens.server.query import traces as traces_query
-from llmlens.server.query.errors import BadParameter
 from llmlens.server.query.window import parse_duration_seconds, parse_window
 
 router = APIRouter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmlens.server.query.errors import BadParameter
+from llmlens.server.errors import BadParameter
 from llmlens.server.query.window import Window, rfc3339
 from llmlens.server.store import Store
 

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from llmlens.semconv import MODEL_OPERATIONS
-from llmlens.server.query.errors import BadParameter
+from llmlens.server.errors import BadParameter
 from llmlens.server.query.window import Window, rfc3339
 from llmlens.server.store import Store
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llmlens import semconv
-from llmlens.server.query.errors import BadParameter
+from llmlens.server.errors import BadParameter
 from llmlens.server.query.window import Window, rfc3339, sql_time
 from llmlens.server.store import Store
 

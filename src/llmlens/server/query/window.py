@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from llmlens.server.errors import BadParameter
+
 _RELATIVE = re.compile(r"^-?(\d+)(s|m|h|d|w)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Chart steps, smallest first; the first giving at most MAX_BUCKETS buckets wins.
@@ -16,12 +18,8 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-class WindowError(ValueError):
+class WindowError(BadParameter):
     """A start/end/step the caller must fix; ``parameter`` names it."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(message)
-        self.parameter = parameter
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llmlens.server.errors import PayloadError, PayloadTooLarge, UnsupportedMedia
+
 Signal = Literal["traces", "logs", "metrics"]
 
 REQUEST_TYPES: dict[str, type[Message]] = {
@@ -28,18 +30,6 @@ REQUEST_TYPES: dict[str, type[Message]] = {
 }
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 _MAX_JSON_DEPTH = 128
-
-
-class PayloadError(ValueError):
-    """The request body cannot be decoded (-> HTTP 400 / gRPC INVALID_ARGUMENT)."""
-
-
-class PayloadTooLarge(ValueError):
-    """The body, after decompression, is over the configured limit (-> 413)."""
-
-
-class UnsupportedMedia(ValueError):
-    """Unknown content type or content encoding (-> 415)."""
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:

@@ -15,11 +15,11 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from llmlens.server.receive.decode import PayloadError
+from llmlens.server.errors import ServerError, Unavailable, answer
 from llmlens.server.receive.pipeline import Ingestor
-from llmlens.server.store import Overloaded, StoreError
 
 log = logging.getLogger("llmlens.receive.grpc")
+_STATUS_BY_CODE = {status.value[0]: status for status in grpc.StatusCode}
 
 
 _SERVICES = {
@@ -39,13 +39,12 @@ def _export_handler(ingestor: Ingestor, signal: str, response_type: type, field:
         # in the same worker processes as OTLP/HTTP, and bad bytes become INVALID_ARGUMENT.
         try:
             result = await ingestor.ingest(signal, body, "protobuf")
-        except PayloadError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except Overloaded as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except StoreError as exc:
-            log.error("store failed while ingesting %s: %s", signal, exc)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store could not commit this batch; retry later")
+        except ServerError as exc:
+            message = str(exc)
+            if isinstance(exc, Unavailable):
+                log.error("could not ingest %s: %s", signal, exc)
+                message = "the store could not commit this batch; retry later"
+            await context.abort(_STATUS_BY_CODE[answer(exc).grpc_code], message)
         response = response_type()
         if result.rejected or result.message:
             setattr(response.partial_success, field, result.rejected)

@@ -21,16 +21,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmlens.server.receive.decode import (
-    PayloadError,
-    PayloadTooLarge,
-    Signal,
-    UnsupportedMedia,
-    content_kind,
-    decompress,
-)
+from llmlens.server.errors import PayloadTooLarge, ServerError, Unavailable, answer, retry_after_header
+from llmlens.server.receive.decode import Signal, content_kind, decompress
 from llmlens.server.receive.pipeline import Ingestor, IngestResult
-from llmlens.server.store import Overloaded, StoreError
 
 log = logging.getLogger("llmlens.receive.http")
 
@@ -39,7 +32,6 @@ _RESPONSES = {
     "logs": (ExportLogsServiceResponse, "rejected_log_records"),
     "metrics": (ExportMetricsServiceResponse, "rejected_data_points"),
 }
-_GRPC_CODES = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14, 500: 13}
 
 
 def otlp_routes() -> list[Route]:
@@ -59,17 +51,8 @@ def _endpoint(signal: Signal):
             body = await _read_body(request, limit)
             body = decompress(body, request.headers.get("content-encoding"), limit)
             result = await ingestor.ingest(signal, body, kind)
-        except UnsupportedMedia as exc:
-            return _error(415, str(exc), kind)
-        except PayloadTooLarge as exc:
-            return _error(413, str(exc), kind)
-        except PayloadError as exc:
-            return _error(400, str(exc), kind)
-        except Overloaded as exc:
-            return _error(429, str(exc), kind, retry_after=exc.retry_after)
-        except StoreError as exc:
-            log.error("store failed while ingesting %s: %s", signal, exc)
-            return _error(503, "the store could not commit this batch; retry later", kind, retry_after=5)
+        except ServerError as exc:
+            return _error(exc, signal, kind)
         except ClientDisconnect:
             return Response(status_code=400)
         return _success(signal, result, kind)
@@ -102,11 +85,16 @@ def _success(signal: Signal, result: IngestResult, kind: str) -> Response:
     return Response(json.dumps(body), media_type="application/json")
 
 
-def _error(status: int, message: str, kind: str, retry_after: float | None = None) -> Response:
-    headers = {"Retry-After": str(max(1, int(round(retry_after))))} if retry_after is not None else None
-    rpc = Status(code=_GRPC_CODES.get(status, 2), message=message)
+def _error(exc: ServerError, signal: str, kind: str) -> Response:
+    found = answer(exc)
+    message = str(exc)
+    if isinstance(exc, Unavailable):
+        log.error("could not ingest %s: %s", signal, exc)
+        message = "the store could not commit this batch; retry later"
+    rpc = Status(code=found.grpc_code, message=message)
+    headers = retry_after_header(exc)
     if kind == "protobuf":
-        return Response(rpc.SerializeToString(), status_code=status, media_type="application/x-protobuf",
-                        headers=headers)
-    return Response(json.dumps({"code": rpc.code, "message": message}), status_code=status,
+        return Response(rpc.SerializeToString(), status_code=found.http_status,
+                        media_type="application/x-protobuf", headers=headers)
+    return Response(json.dumps({"code": rpc.code, "message": message}), status_code=found.http_status,
                     media_type="application/json", headers=headers)

@@ -7,16 +7,16 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from llmlens.server.errors import StoreError
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import METRIC_TABLES
-from llmlens.server.store.errors import Overloaded, QueryTimeout, StoreError, StoreLocked
 from llmlens.server.store.schema import apply_retention, migrate, tune_embedded_storage
 from llmlens.server.store.writer import BatchWriter
 
 if TYPE_CHECKING:
     from llmlens.server.store.batch import Batch
 
-__all__ = ["Overloaded", "QueryTimeout", "Store", "StoreError", "StoreLocked", "open_backend"]
+__all__ = ["Store", "open_backend"]
 
 
 class Store:

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from llmlens.server.errors import QueryTimeout, StoreError, StoreLocked
 from llmlens.server.store.backend import insert_settings
-from llmlens.server.store.errors import QueryTimeout, StoreError, StoreLocked
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 # Most of an embedded INSERT's CPU is fixed cost, not rows: ~10 ms for one row into llm_calls.

@@ -25,8 +25,8 @@ from urllib.parse import unquote, urlsplit
 import orjson
 import pyarrow as pa
 
+from llmlens.server.errors import QueryTimeout, StoreError
 from llmlens.server.store.backend import insert_settings
-from llmlens.server.store.errors import QueryTimeout, StoreError
 
 # chDB's values of the settings that decide how JSONEachRow renders values. Servers of other
 # versions default some differently (64-bit integers were quoted by default before 25.x).

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llmlens.server.errors import Overloaded, StoreError
 from llmlens.server.store import trace_index
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES, TIME_COLUMN
-from llmlens.server.store.errors import Overloaded, StoreError
 
 if TYPE_CHECKING:
     from llmlens.server.store.batch import Batch
