@@ -29,7 +29,7 @@ from tests.server_process import ServerProcess  # noqa: E402
 def seed(data_dir: Path, spans: int) -> None:
     from rich.progress import Progress
 
-    from llmlens.server.receive.workers import _build_in_worker, batch_from_worker, start_workers
+    from llmlens.server.receive.workers import build_in_worker, start_workers
     from llmlens.server.store import Store, open_backend
 
     store = Store(open_backend(data_dir=str(data_dir)))
@@ -43,12 +43,12 @@ def seed(data_dir: Path, spans: int) -> None:
         for _ in range(requests):
             # Spread traces over the last 24 h: each request lands at a random time of day.
             at = now - random.randint(0, 86_400 * 10**9 - 10**10)
-            pending.append(workers.submit(_build_in_worker, "traces", build_request(per_request // 4, at), "protobuf"))
+            pending.append(workers.submit(build_in_worker, "traces", build_request(per_request // 4, at), "protobuf"))
             if len(pending) >= 4:
-                store.write_sync(batch_from_worker(pending.pop(0).result()))
+                store.write_sync(pending.pop(0).result().batch())
                 progress.advance(task, per_request)
         for future in pending:
-            store.write_sync(batch_from_worker(future.result()))
+            store.write_sync(future.result().batch())
             progress.advance(task, per_request)
     workers.shutdown()
     store.backend.execute("OPTIMIZE TABLE trace_index FINAL")

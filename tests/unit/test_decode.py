@@ -8,17 +8,14 @@ import zlib
 
 import pytest
 
-from llmlens.server.receive.decode import (
-    PayloadError,
-    PayloadTooLarge,
-    UnsupportedMedia,
-    content_kind,
-    decode_request,
-    decompress,
-)
+from llmlens.server.decode.messages import decode_request
+from llmlens.server.errors import PayloadError, PayloadTooLarge, UnsupportedMedia
+from llmlens.server.receive.http_body import content_kind, decompress
+from llmlens.server.signals import SIGNALS
 from tests.conftest import CORPUS
 
 LIMIT = 1 << 20
+TRACES = SIGNALS["traces"].request_type
 
 
 @pytest.mark.parametrize(("encoding", "pack"), [
@@ -69,7 +66,7 @@ def test_unsupported_content_types(header):
 def test_json_hex_ids_become_bytes():
     """OTLP/JSON carries hex ids; the decoded message holds the 16 and 8 raw bytes."""
     body = (CORPUS / "otel" / "chat.traces.json").read_bytes()
-    span = decode_request("traces", body, "json").resource_spans[0].scope_spans[0].spans[0]
+    span = decode_request(TRACES, body, "json").resource_spans[0].scope_spans[0].spans[0]
     doc = json.loads(body)["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     assert span.trace_id.hex() == doc["traceId"].lower() and len(span.span_id) == 8
 
@@ -84,15 +81,15 @@ def test_json_hex_ids_become_bytes():
 ])
 def test_bad_json_bodies(body, needle):
     with pytest.raises(PayloadError, match=needle):
-        decode_request("traces", body, "json")
+        decode_request(TRACES, body, "json")
 
 
 def test_truncated_protobuf_is_refused():
     body = (CORPUS / "openlit" / "chat.traces.pb").read_bytes()
     with pytest.raises(PayloadError, match="protobuf"):
-        decode_request("traces", body[: len(body) // 2], "protobuf")
+        decode_request(TRACES, body[: len(body) // 2], "protobuf")
 
 
 def test_empty_protobuf_body_is_an_empty_request():
     """The spec: an empty request is a success with nothing in it."""
-    assert len(decode_request("traces", b"", "protobuf").resource_spans) == 0
+    assert len(decode_request(TRACES, b"", "protobuf").resource_spans) == 0

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from llmlens import semconv
-from llmlens.server.normalise.attributes import key_values
-from llmlens.server.receive.decode import decode_request
+from llmlens.server.decode.attributes import key_values
+from llmlens.server.decode.messages import decode_request
 from tests.conftest import CORPUS
 
 INSTRUMENTORS = ["otel", "traceloop", "openlit", "phoenix"]
@@ -25,7 +26,7 @@ def _cases():
 
 def _llm_spans(name: str, case: str, fmt: str):
     body = (CORPUS / name / f"{case}.traces.{fmt}").read_bytes()
-    request = decode_request("traces", body, "protobuf" if fmt == "pb" else "json")
+    request = decode_request(ExportTraceServiceRequest, body, "protobuf" if fmt == "pb" else "json")
     found = []
     for rs in request.resource_spans:
         resource = key_values(rs.resource.attributes)
@@ -173,7 +174,7 @@ CAPTURES = CORPUS.parent / "captures"
 
 
 def _capture_facts(name: str):
-    request = decode_request("traces", (CAPTURES / name).read_bytes(), "protobuf")
+    request = decode_request(ExportTraceServiceRequest, (CAPTURES / name).read_bytes(), "protobuf")
     out = []
     for rs in request.resource_spans:
         resource = key_values(rs.resource.attributes)

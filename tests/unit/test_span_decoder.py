@@ -20,8 +20,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from llmlens.server.normalise import attributes, build_cost_model, spans
-from llmlens.server.receive.decode import decode_request
+from llmlens.server.decode import attributes, spans
+from llmlens.server.decode.messages import decode_request
+from llmlens.server.normalise import build_cost_model
 from llmlens.server.receive.workers import build_batch
 from tests.conftest import CORPUS
 from tests.integration.otlp_requests import make_span, new_span_id, new_trace_id, trace_request
@@ -63,7 +64,7 @@ def _corpus_trace_bodies() -> list[bytes]:
         if path.suffix == ".pb":
             out.append(path.read_bytes())
         elif path.suffix == ".json":
-            out.append(decode_request("traces", path.read_bytes(), "json").SerializeToString())
+            out.append(decode_request(ExportTraceServiceRequest, path.read_bytes(), "json").SerializeToString())
     return out
 
 

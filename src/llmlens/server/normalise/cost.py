@@ -1,7 +1,8 @@
-"""How the normaliser prices a call and masks text, built once from settings.
+"""How the normaliser prices a call and masks PII, built once from settings.
 
 Injected into the normaliser (not imported by it) so tests can pass their own, and so
-ingest worker processes can build the same model from the same two settings.
+ingest worker processes can build the same model from the same two settings. `mask` is None
+unless `--mask-pii` is on; then normalise/masking.py applies it to every stored string.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmlens.semconv import LlmFacts
+
+if TYPE_CHECKING:
+    from llmlens.pii import Redactor
 
 log = logging.getLogger("llmlens.normalise.cost")
 
@@ -18,7 +23,7 @@ log = logging.getLogger("llmlens.normalise.cost")
 @dataclass(frozen=True)
 class CostModel:
     price: Callable[[LlmFacts], float | None]
-    mask: Callable[[str], str] | None = None
+    mask: Redactor | None = None
 
 
 def build_cost_model(prices_file: str | None = None, mask_pii: bool = False) -> CostModel:
@@ -45,5 +50,5 @@ def build_cost_model(prices_file: str | None = None, mask_pii: bool = False) -> 
     if mask_pii:
         from llmlens.pii import Redactor
 
-        mask = Redactor(mode="mask").redact
+        mask = Redactor(mode="mask")
     return CostModel(price=price, mask=mask)

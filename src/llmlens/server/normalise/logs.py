@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmlens.server.normalise.attributes import any_value, key_values, stored_string
+from llmlens.server.decode.attributes import any_value, key_values, stored_string
 from llmlens.server.normalise.cost import CostModel
+from llmlens.server.normalise.masking import mask_batch
 from llmlens.server.store.batch import Batch
 
 _SEVERITY_TEXT = {1: "TRACE", 5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR", 21: "FATAL"}
@@ -27,9 +28,6 @@ def normalise_logs(request: Any, cost: CostModel) -> Batch:
                     continue
                 attrs = key_values(record.attributes)
                 body = stored_string(any_value(record.body)) if record.HasField("body") else ""
-                if cost.mask is not None:
-                    body = cost.mask(body)
-                    attrs = {k: cost.mask(v) for k, v in attrs.items()}
                 number = record.severity_number
                 cols["Timestamp"].append(record.time_unix_nano or record.observed_time_unix_nano)
                 cols["TraceId"].append(record.trace_id.hex())
@@ -48,6 +46,8 @@ def normalise_logs(request: Any, cost: CostModel) -> Batch:
                 cols["LogAttributes"].append(attrs)
                 cols["EventName"].append(getattr(record, "event_name", "") or attrs.get("event.name", ""))
                 batch.accepted += 1
+    if cost.mask is not None:
+        mask_batch(batch, cost.mask)
     return batch
 
 

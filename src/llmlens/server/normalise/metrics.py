@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmlens.server.normalise.attributes import key_values
+from llmlens.server.decode.attributes import key_values
+from llmlens.server.normalise.cost import CostModel
+from llmlens.server.normalise.masking import mask_batch
 from llmlens.server.store.batch import Batch
 
 
-def normalise_metrics(request: Any) -> Batch:
+def normalise_metrics(request: Any, cost: CostModel | None = None) -> Batch:
+    """Rows from a parsed ExportMetricsServiceRequest; `cost` only for its mask (prices are for calls)."""
     batch = Batch()
     for resource_metrics in request.resource_metrics:
         resource = key_values(resource_metrics.resource.attributes)
@@ -28,6 +31,8 @@ def normalise_metrics(request: Any) -> Batch:
             }
             for metric in scope_metrics.metrics:
                 _add_metric(batch, metric, common)
+    if cost is not None and cost.mask is not None:
+        mask_batch(batch, cost.mask)
     return batch
 
 

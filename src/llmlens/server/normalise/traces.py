@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from llmlens import semconv
-from llmlens.server.normalise import spans as otlp_spans
-from llmlens.server.normalise.attributes import stored_string
+from llmlens.server.decode import spans as otlp_spans
+from llmlens.server.decode.attributes import stored_string
+from llmlens.server.decode.spans import Resource, Span
 from llmlens.server.normalise.cost import CostModel
-from llmlens.server.normalise.spans import Resource, Span
+from llmlens.server.normalise.masking import mask_batch
 from llmlens.server.store.batch import Batch
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -37,6 +38,8 @@ def normalise_spans(resources: list[Resource], cost: CostModel) -> Batch:
                     continue
                 _add_span(batch, rows, span, service, resource, scope_name, scope_version, cost)
                 batch.accepted += 1
+    if cost.mask is not None:  # on the rows, so spans from the C decoder are masked too
+        mask_batch(batch, cost.mask)
     return batch
 
 
@@ -59,7 +62,6 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
      events, links) = span
     duration = max(0, end - start)
     status = STATUS_CODES[code] if 0 <= code < 3 else "Unset"
-    stored = attributes if cost.mask is None else {k: cost.mask(v) for k, v in attributes.items()}
     if events is None:
         events = _NONE
         event_columns = (_NONE, _NONE, _NONE)
@@ -72,7 +74,7 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
     # One tuple in otel_traces' column order (store/columns.py).
     rows.append((
         start, trace_id, span_id, parent_span_id, trace_state, name,
-        SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified", service, resource, scope_name, scope_version, stored,
+        SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified", service, resource, scope_name, scope_version, attributes,
         duration, status, status_message, *event_columns, *link_columns,
     ))
 

@@ -11,48 +11,35 @@ import hmac
 import logging
 
 import grpc
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from llmlens.server.errors import ServerError, Unavailable, answer
 from llmlens.server.receive.pipeline import Ingestor
+from llmlens.server.signals import SIGNALS, Signal
 
 log = logging.getLogger("llmlens.receive.grpc")
 _STATUS_BY_CODE = {status.value[0]: status for status in grpc.StatusCode}
 
 
-_SERVICES = {
-    # service name: (signal, response type, partial-success field)
-    "opentelemetry.proto.collector.trace.v1.TraceService":
-        ("traces", trace_service_pb2.ExportTraceServiceResponse, "rejected_spans"),
-    "opentelemetry.proto.collector.logs.v1.LogsService":
-        ("logs", logs_service_pb2.ExportLogsServiceResponse, "rejected_log_records"),
-    "opentelemetry.proto.collector.metrics.v1.MetricsService":
-        ("metrics", metrics_service_pb2.ExportMetricsServiceResponse, "rejected_data_points"),
-}
-
-
-def _export_handler(ingestor: Ingestor, signal: str, response_type: type, field: str):
+def _export_handler(ingestor: Ingestor, signal: Signal):
     async def export(body: bytes, context: grpc.aio.ServicerContext):
         # The request arrives as raw bytes (no grpc-side deserializer): we decode it ourselves,
         # in the same worker processes as OTLP/HTTP, and bad bytes become INVALID_ARGUMENT.
         try:
-            result = await ingestor.ingest(signal, body, "protobuf")
+            result = await ingestor.ingest(signal.name, body, "protobuf")
         except ServerError as exc:
             message = str(exc)
             if isinstance(exc, Unavailable):
-                log.error("could not ingest %s: %s", signal, exc)
+                log.error("could not ingest %s: %s", signal.name, exc)
                 message = "the store could not commit this batch; retry later"
             await context.abort(_STATUS_BY_CODE[answer(exc).grpc_code], message)
-        response = response_type()
+        response = signal.response_type()
         if result.rejected or result.message:
-            setattr(response.partial_success, field, result.rejected)
+            setattr(response.partial_success, signal.rejected_field, result.rejected)
             response.partial_success.error_message = result.message
         return response
 
     return grpc.unary_unary_rpc_method_handler(export, request_deserializer=None,
-                                               response_serializer=response_type.SerializeToString)
+                                               response_serializer=signal.response_type.SerializeToString)
 
 
 class _ApiKeyInterceptor(grpc.aio.ServerInterceptor):
@@ -84,8 +71,8 @@ async def start_grpc_server(ingestor: Ingestor, host: str, port: int, max_messag
         ],
     )
     server.add_generic_rpc_handlers([
-        grpc.method_handlers_generic_handler(service, {"Export": _export_handler(ingestor, *spec)})
-        for service, spec in _SERVICES.items()
+        grpc.method_handlers_generic_handler(signal.grpc_service, {"Export": _export_handler(ingestor, signal)})
+        for signal in SIGNALS.values()
     ])
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:

@@ -10,49 +10,38 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Literal
 
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from llmlens.server.errors import PayloadTooLarge, ServerError, Unavailable, answer, retry_after_header
-from llmlens.server.receive.decode import Signal, content_kind, decompress
+from llmlens.server.receive.http_body import content_kind, decompress
 from llmlens.server.receive.pipeline import Ingestor, IngestResult
+from llmlens.server.signals import SIGNALS, BodyKind, Signal
 
 log = logging.getLogger("llmlens.receive.http")
 
-_RESPONSES = {
-    "traces": (ExportTraceServiceResponse, "rejected_spans"),
-    "logs": (ExportLogsServiceResponse, "rejected_log_records"),
-    "metrics": (ExportMetricsServiceResponse, "rejected_data_points"),
-}
-
 
 def otlp_routes() -> list[Route]:
-    return [
-        Route(f"/v1/{signal}", _endpoint(signal), methods=["POST"], name=f"otlp_{signal}")
-        for signal in ("traces", "logs", "metrics")
-    ]
+    return [Route(f"/v1/{signal.name}", _endpoint(signal), methods=["POST"], name=f"otlp_{signal.name}")
+            for signal in SIGNALS.values()]
 
 
 def _endpoint(signal: Signal):
     async def receive(request: Request) -> Response:
         ingestor: Ingestor = request.app.state.ingestor
         limit: int = request.app.state.settings.max_body_bytes
-        kind: Literal["protobuf", "json"] = "json"
+        kind: BodyKind = "json"
         try:
             kind = content_kind(request.headers.get("content-type"))
             body = await _read_body(request, limit)
             body = decompress(body, request.headers.get("content-encoding"), limit)
-            result = await ingestor.ingest(signal, body, kind)
+            result = await ingestor.ingest(signal.name, body, kind)
         except ServerError as exc:
-            return _error(exc, signal, kind)
+            return _error(exc, signal.name, kind)
         except ClientDisconnect:
             return Response(status_code=400)
         return _success(signal, result, kind)
@@ -74,10 +63,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _success(signal: Signal, result: IngestResult, kind: str) -> Response:
-    response_type, rejected_field = _RESPONSES[signal]
-    response = response_type()
+    response = signal.response_type()
     if result.rejected or result.message:
-        setattr(response.partial_success, rejected_field, result.rejected)
+        setattr(response.partial_success, signal.rejected_field, result.rejected)
         response.partial_success.error_message = result.message
     if kind == "protobuf":
         return Response(response.SerializeToString(), media_type="application/x-protobuf")

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Literal
 
+from llmlens.server.errors import PayloadError
 from llmlens.server.normalise import CostModel
-from llmlens.server.receive.decode import PayloadError, Signal
-from llmlens.server.receive.workers import _build_in_worker, batch_from_worker, build_batch
+from llmlens.server.receive.workers import build_batch, build_in_worker
+from llmlens.server.signals import BodyKind
 from llmlens.server.store import Store
 from llmlens.server.store.batch import Batch
 
@@ -34,13 +34,13 @@ class Ingestor:
         self._start_workers = start_workers
         self.workers = start_workers() if start_workers else None
 
-    async def build(self, signal: Signal, body: bytes, kind: Literal["protobuf", "json"]) -> Batch:
+    async def build(self, signal: str, body: bytes, kind: BodyKind) -> Batch:
         loop = asyncio.get_running_loop()
         if self.workers is None:
             return await asyncio.to_thread(build_batch, signal, body, kind, self.cost)
         workers = self.workers
         try:
-            result = await loop.run_in_executor(workers, _build_in_worker, signal, body, kind)
+            built = await loop.run_in_executor(workers, build_in_worker, signal, body, kind)
         except BrokenProcessPool as exc:
             # A worker died (out of memory, or a decoder crash on this body): replace the pool
             # so the server keeps serving, and refuse the body rather than invite a retry loop.
@@ -48,9 +48,9 @@ class Ingestor:
                 self.workers = self._start_workers()
                 workers.shutdown(wait=False, cancel_futures=True)
             raise PayloadError("the body could not be decoded: the decoder process died on it") from exc
-        return batch_from_worker(result)
+        return built.batch()
 
-    async def ingest(self, signal: Signal, body: bytes, kind: Literal["protobuf", "json"]) -> IngestResult:
+    async def ingest(self, signal: str, body: bytes, kind: BodyKind) -> IngestResult:
         with self.store.writer.incoming():
             batch = await self.build(signal, body, kind)
             future = self.store.writer.submit(batch)

@@ -17,21 +17,26 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
 from llmlens.server.normalise import CostModel, build_cost_model
-from llmlens.server.receive.decode import Signal, decode_request
-from llmlens.server.store.batch import Batch
+from llmlens.server.signals import SIGNALS, BodyKind
+from llmlens.server.store.batch import DEFAULT_DERIVATIONS, Batch, Derivation
 
 _cost: CostModel | None = None
+_derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS
 
 
-def _init_worker(prices_file: str | None, mask_pii: bool) -> None:
-    global _cost
+def _init_worker(prices_file: str | None, mask_pii: bool, derivations: Sequence[Derivation]) -> None:
+    global _cost, _derivations
     _exit_with_parent()
     _cost = build_cost_model(prices_file, mask_pii)
+    _derivations = derivations
     pa.array([0], pa.timestamp("ns"))  # pyarrow's first conversion costs ~0.2 s: pay it at start
     # A request's rows stay alive until its batch is frozen (~15k tuples, dicts and lists) and
     # reference counting frees them; with the default thresholds the cycle collector traversed
@@ -56,33 +61,36 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="llmlens-parent-watch", daemon=True).start()
 
 
-def build_batch(signal: Signal, body: bytes, kind: str, cost: CostModel) -> Batch:
-    from llmlens.server.normalise import (
-        normalise_logs,
-        normalise_metrics,
-        normalise_spans,
-        normalise_traces,
-        spans,
-    )
-
-    if signal == "traces" and kind == "protobuf":
-        resources = spans.decode(body)  # the C fast path; None leaves the body to protobuf
-        if resources is not None:
-            return normalise_spans(resources, cost).freeze()
-    message = decode_request(signal, body, kind)  # type: ignore[arg-type]
-    if signal == "traces":
-        batch = normalise_traces(message, cost)
-    elif signal == "logs":
-        batch = normalise_logs(message, cost)
-    else:
-        batch = normalise_metrics(message)
-    return batch.freeze()
+def build_batch(signal: str, body: bytes, kind: BodyKind, cost: CostModel,
+                derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS) -> Batch:
+    """Decode, normalise and freeze one request body of `signal` (a name in SIGNALS)."""
+    return SIGNALS[signal].build(body, kind, cost).freeze(derivations)
 
 
-def _build_in_worker(signal: Signal, body: bytes, kind: str) -> tuple[int, int, list[str], dict[str, bytes]]:
+@dataclass(frozen=True)
+class BuiltBatch:
+    """What a worker hands back: a batch's counts and its tables as Arrow IPC bytes."""
+
+    accepted: int
+    rejected: int
+    errors: list[str]
+    tables: dict[str, bytes]
+    derived: dict[str, Any]
+
+    @classmethod
+    def of(cls, batch: Batch) -> BuiltBatch:
+        return cls(batch.accepted, batch.rejected, batch.errors,
+                   {name: _ipc(table) for name, table in batch.arrow.items()}, batch.derived)
+
+    def batch(self) -> Batch:
+        arrow = {name: pa.ipc.open_stream(data).read_all() for name, data in self.tables.items()}
+        return Batch(arrow=arrow, derived=self.derived, accepted=self.accepted, rejected=self.rejected,
+                     errors=self.errors)
+
+
+def build_in_worker(signal: str, body: bytes, kind: BodyKind) -> BuiltBatch:
     assert _cost is not None, "worker not initialised"
-    batch = build_batch(signal, body, kind, _cost)
-    return batch.accepted, batch.rejected, batch.errors, {name: _ipc(t) for name, t in batch.arrow.items()}
+    return BuiltBatch.of(build_batch(signal, body, kind, _cost, _derivations))
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -92,13 +100,9 @@ def _ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def batch_from_worker(result: tuple[int, int, list[str], dict[str, bytes]]) -> Batch:
-    accepted, rejected, errors, tables = result
-    arrow = {name: pa.ipc.open_stream(data).read_all() for name, data in tables.items()}
-    return Batch(arrow=arrow, accepted=accepted, rejected=rejected, errors=errors)
-
-
-def start_workers(count: int, prices_file: str | None, mask_pii: bool) -> ProcessPoolExecutor:
+def start_workers(count: int, prices_file: str | None, mask_pii: bool,
+                  derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS) -> ProcessPoolExecutor:
+    """Derivations must be module-level functions (they are pickled by name to the workers)."""
     # spawn, not fork: the parent has chDB's and grpc's threads running.
     return ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(prices_file, mask_pii))
+                               initializer=_init_worker, initargs=(prices_file, mask_pii, tuple(derivations)))

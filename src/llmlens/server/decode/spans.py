@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple
 
-from llmlens.server.normalise import attributes
-from llmlens.server.normalise.attributes import key_values
+from llmlens.server.decode import attributes
+from llmlens.server.decode.attributes import key_values
 
 try:
-    from llmlens.server.normalise import _otlp_spans
+    from llmlens.server.decode import _otlp_spans
 except ImportError:  # built without a C compiler: the protobuf path does everything
     _otlp_spans = None
 # LLMLENS_SPAN_DECODER=protobuf turns the fast path off: to compare the two, or should it ever misread.

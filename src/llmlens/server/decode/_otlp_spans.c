@@ -1,4 +1,4 @@
-/* OTLP ExportTraceServiceRequest bytes -> the span tuples of llmlens.server.normalise.spans.
+/* OTLP ExportTraceServiceRequest bytes -> the span tuples of llmlens.server.decode.spans.
  *
  * Why C: reading a protobuf message from Python builds a wrapper object for every field of
  * every attribute, and that was the largest share of ingest CPU (~15 us a span of ~30).

@@ -1,0 +1,63 @@
+"""The registry of signals the server receives: one row each, read by the HTTP routes, the gRPC
+services, the decoder and the ingest workers. A new signal (profiles, say) is one more row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from llmlens.server.decode import spans as span_decoder
+from llmlens.server.decode.messages import decode_request
+from llmlens.server.normalise import (
+    CostModel,
+    normalise_logs,
+    normalise_metrics,
+    normalise_spans,
+    normalise_traces,
+)
+from llmlens.server.store.batch import Batch
+
+BodyKind = Literal["protobuf", "json"]
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str  # also the OTLP/HTTP path: /v1/<name>
+    request_type: type[Message]
+    response_type: type[Message]
+    rejected_field: str  # the partial_success field counting what was refused
+    grpc_service: str
+    normalise: Callable[[Message, CostModel], Batch]
+    # Reads a protobuf body straight into rows, or returns None to leave it to the generic path.
+    fast_path: Callable[[bytes, CostModel], Batch | None] | None = None
+
+    def build(self, body: bytes, kind: BodyKind, cost: CostModel) -> Batch:
+        """Decode and normalise one request body (not yet frozen)."""
+        if kind == "protobuf" and self.fast_path is not None:
+            batch = self.fast_path(body, cost)
+            if batch is not None:
+                return batch
+        return self.normalise(decode_request(self.request_type, body, kind), cost)
+
+
+def _spans_fast_path(body: bytes, cost: CostModel) -> Batch | None:
+    resources = span_decoder.decode(body)  # the C reader; None leaves the body to protobuf
+    return None if resources is None else normalise_spans(resources, cost)
+
+
+SIGNALS: dict[str, Signal] = {s.name: s for s in (
+    Signal("traces", trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse,
+           "rejected_spans", "opentelemetry.proto.collector.trace.v1.TraceService", normalise_traces,
+           _spans_fast_path),
+    Signal("logs", logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse,
+           "rejected_log_records", "opentelemetry.proto.collector.logs.v1.LogsService", normalise_logs),
+    Signal("metrics", metrics_service_pb2.ExportMetricsServiceRequest,
+           metrics_service_pb2.ExportMetricsServiceResponse, "rejected_data_points",
+           "opentelemetry.proto.collector.metrics.v1.MetricsService", lambda message, cost: normalise_metrics(message)),
+)}
