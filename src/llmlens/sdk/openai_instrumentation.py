@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from llmlens import semconv
 from llmlens.sdk import runtime
 from llmlens.sdk.context import current_app_department
+from llmlens.sdk.guard import shielded
 from llmlens.sdk.openai_streams import AsyncChatStream, AsyncResponseStream, ChatStream, ResponseStream
 
 try:  # the key httpx/requests instrumentations check; absent without opentelemetry-instrumentation
@@ -301,33 +302,54 @@ def _with_trace_headers(call: LlmCall, kwargs: dict[str, Any]) -> dict[str, Any]
     return {**kwargs, "extra_headers": merged}
 
 
+def _begin(rt: runtime.Runtime, operation: str, instance: Any, kwargs: dict[str, Any],
+           stream: bool) -> tuple[LlmCall, dict[str, Any], object | None]:
+    """The call's span, the keywords to send (with trace headers), and the context token to detach."""
+    call = LlmCall(rt, operation, instance, kwargs, stream)
+    send_kwargs = _with_trace_headers(call, kwargs)
+    return call, send_kwargs, _suppress_http(rt)  # attached last: nothing to undo if an earlier step raised
+
+
+def _outcome(call: LlmCall, result: Any, finish: Any, stream_proxy: Any, stream: bool, next_name: str) -> Any:
+    """What the caller gets back: the stream wrapped in a proxy, or the result after its span is finished."""
+    if stream and stream_proxy is not None and hasattr(result, next_name):
+        return stream_proxy(result, call)
+    if not hasattr(result, "usage") and hasattr(result, "parse"):  # with_raw_response
+        parsed = None
+        if not stream and next_name == "__next__":  # an async raw response's parse() is a coroutine
+            try:
+                parsed = result.parse()
+            except Exception:  # noqa: BLE001 - telemetry must never change the caller's outcome
+                parsed = None
+        finish(call, parsed)
+        return result
+    finish(call, result)
+    return result
+
+
+# Every step of ours below runs through shielded(): an internal error costs this call's telemetry,
+# never the caller's result or exception (see llmlens.sdk.guard).
+
 def _make_sync(operation: str, finish: Any, stream_proxy: Any) -> Any:
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         rt = _active()
         if rt is None:
             return wrapped(*args, **kwargs)
         stream = kwargs.get("stream") is True
-        call = LlmCall(rt, operation, instance, kwargs, stream)
-        token = _suppress_http(rt)
+        begun = shielded(_begin, rt, operation, instance, kwargs, stream)
+        if begun is None:
+            return wrapped(*args, **kwargs)
+        call, send_kwargs, token = begun
         try:
-            result = wrapped(*args, **_with_trace_headers(call, kwargs))
+            result = wrapped(*args, **send_kwargs)
         except BaseException as exc:
-            call.fail(exc)
+            shielded(call.fail, exc)
             raise
         finally:
             if token is not None:
                 otel_context.detach(token)
-        if stream and stream_proxy is not None and hasattr(result, "__next__"):
-            return stream_proxy(result, call)
-        if not hasattr(result, "usage") and hasattr(result, "parse"):  # with_raw_response
-            try:
-                result_for_facts = result.parse() if not stream else None
-            except Exception:  # noqa: BLE001 - telemetry must never change the caller's outcome
-                result_for_facts = None
-            finish(call, result_for_facts)
-            return result
-        finish(call, result)
-        return result
+        out = shielded(_outcome, call, result, finish, stream_proxy, stream, "__next__")
+        return result if out is None else out
 
     return wrapper
 
@@ -338,23 +360,20 @@ def _make_async(operation: str, finish: Any, stream_proxy: Any) -> Any:
         if rt is None:
             return await wrapped(*args, **kwargs)
         stream = kwargs.get("stream") is True
-        call = LlmCall(rt, operation, instance, kwargs, stream)
-        token = _suppress_http(rt)
+        begun = shielded(_begin, rt, operation, instance, kwargs, stream)
+        if begun is None:
+            return await wrapped(*args, **kwargs)
+        call, send_kwargs, token = begun
         try:
-            result = await wrapped(*args, **_with_trace_headers(call, kwargs))
+            result = await wrapped(*args, **send_kwargs)
         except BaseException as exc:
-            call.fail(exc)
+            shielded(call.fail, exc)
             raise
         finally:
             if token is not None:
                 otel_context.detach(token)
-        if stream and stream_proxy is not None and hasattr(result, "__anext__"):
-            return stream_proxy(result, call)
-        if not hasattr(result, "usage") and hasattr(result, "parse"):
-            finish(call, None)  # raw async response: parse() is a coroutine; facts unknown
-            return result
-        finish(call, result)
-        return result
+        out = shielded(_outcome, call, result, finish, stream_proxy, stream, "__anext__")
+        return result if out is None else out
 
     return wrapper
 

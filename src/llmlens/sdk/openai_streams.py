@@ -4,6 +4,7 @@ Per chunk they note the first chunk's time (TTFT), finish reasons and the usage 
 rest of the work happens once, at the end. Without `stream_options.include_usage` the
 output token count is estimated as the number of content chunks (flagged on the span).
 The span ends on exhaustion, on an error, on close() or on leaving a `with` block.
+Every call into the state goes through `shielded()`: a bug of ours never interrupts the stream.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 
 from llmlens import semconv
+from llmlens.sdk.guard import internal_error, shielded
 
 if TYPE_CHECKING:
     from llmlens.sdk.openai_instrumentation import LlmCall
@@ -144,26 +146,29 @@ class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         see = state.see
         try:
             for chunk in self.__wrapped__:
-                see(chunk)
+                try:
+                    see(chunk)
+                except Exception as exc:  # noqa: BLE001 - inline on the per-chunk path (see guard.py)
+                    internal_error(see, exc)
                 yield chunk
         except GeneratorExit:
-            state.finish(None)  # the caller stopped reading early: not an error
+            shielded(state.finish, None)  # the caller stopped reading early: not an error
             raise
         except BaseException as exc:
-            state.finish(exc)
+            shielded(state.finish, exc)
             raise
-        state.finish(None)
+        shielded(state.finish, None)
 
     def __next__(self) -> Any:
         try:
             chunk = self.__wrapped__.__next__()
         except StopIteration:
-            self._self_state.finish(None)
+            shielded(self._self_state.finish, None)
             raise
         except BaseException as exc:
-            self._self_state.finish(exc)
+            shielded(self._self_state.finish, exc)
             raise
-        self._self_state.see(chunk)
+        shielded(self._self_state.see, chunk)
         return chunk
 
     def __enter__(self) -> _SyncStream:
@@ -173,13 +178,13 @@ class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             self.__wrapped__.__exit__(*exc_info)
         finally:
-            self._self_state.finish(exc_info[1])
+            shielded(self._self_state.finish, exc_info[1])
 
     def close(self) -> None:
         try:
             self.__wrapped__.close()
         finally:
-            self._self_state.finish(None)
+            shielded(self._self_state.finish, None)
 
 
 class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -197,26 +202,29 @@ class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         see = state.see
         try:
             async for chunk in self.__wrapped__:
-                see(chunk)
+                try:
+                    see(chunk)
+                except Exception as exc:  # noqa: BLE001 - inline on the per-chunk path (see guard.py)
+                    internal_error(see, exc)
                 yield chunk
         except GeneratorExit:
-            state.finish(None)
+            shielded(state.finish, None)
             raise
         except BaseException as exc:
-            state.finish(exc)
+            shielded(state.finish, exc)
             raise
-        state.finish(None)
+        shielded(state.finish, None)
 
     async def __anext__(self) -> Any:
         try:
             chunk = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            self._self_state.finish(None)
+            shielded(self._self_state.finish, None)
             raise
         except BaseException as exc:
-            self._self_state.finish(exc)
+            shielded(self._self_state.finish, exc)
             raise
-        self._self_state.see(chunk)
+        shielded(self._self_state.see, chunk)
         return chunk
 
     async def __aenter__(self) -> _AsyncStream:
@@ -226,13 +234,13 @@ class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             await self.__wrapped__.__aexit__(*exc_info)
         finally:
-            self._self_state.finish(exc_info[1])
+            shielded(self._self_state.finish, exc_info[1])
 
     async def close(self) -> None:
         try:
             await self.__wrapped__.close()
         finally:
-            self._self_state.finish(None)
+            shielded(self._self_state.finish, None)
 
 
 class ChatStream(_SyncStream):

@@ -8,6 +8,7 @@ Series (Prometheus conventions: base units, `_total` on counters):
   llm_errors_total{model,error_type}
   llm_time_to_first_token_seconds{model}               histogram, streamed calls
   llm_quality_score{app,name}                          gauge: the last score recorded per name
+  llmlens_sdk_internal_errors_total                    the SDK's own hooks that raised (see guard.py)
 
 `model` is the requested model (every call has one, failed calls included). The values are
 projections of `aggregates.Aggregates`, computed at scrape time by a collector registered once
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from llmlens.sdk.aggregates import DURATION_BUCKETS, TTFT_BUCKETS, Histogram, aggregates
+from llmlens.sdk.guard import internal_errors
 
 _lock = threading.Lock()
 _registered = False
@@ -92,6 +94,9 @@ class LlmCollector:
         for (app, name), value in scores.items():
             family.add_metric([app, name], value)
         yield family
+        yield CounterMetricFamily("llmlens_sdk_internal_errors", "Errors inside llmlens's instrumentation hooks "
+                                  "(the app's calls were unaffected; their telemetry is incomplete).",
+                                  value=internal_errors())
 
 
 def _merge(into: dict[str, Histogram], model: str, h: Histogram) -> None:
