@@ -12,10 +12,21 @@ Anthropic `sk-`, AWS `AKIA`/`ASIA`, GitHub `ghp_`/`github_pat_`, Slack `xox?-`, 
 Stripe `sk_live_`, `Bearer <token>`, and `api_key=`/`token:`/`password=`-style assignments, where
 only the value is replaced); JWT (three base64url segments starting `eyJ`).
 
+Addresses by role. An IP address is personal data when it is an end user's and infrastructure
+when it is a server's or a service's, whatever its range. In free text every IP address is masked
+except the host of a URL (`http://10.0.0.5:8700/api/chat` is where a call went: kept). Attribute
+values are read with their key (`redact_attribute`): addresses of servers, peers and the host
+(`server.address`, `net.peer.*`, `network.peer.*`, `peer.service`, `host.ip`, ...) are kept;
+end users' addresses (`client.address`, `http.client_ip`, forwarded-for headers such as
+`http.request.header.x-forwarded-for`) are replaced whole; on an inbound (server) span the peer is
+the caller, so `net.peer.*`/`network.peer.*` count as the end user's there. Every other kind of PII
+is masked in every attribute, infrastructure ones included.
+
 Deliberately not detected: order and invoice numbers, dates, times, versions (`1.2.3`, `v10.0.1`),
 prices, short numbers and UUIDs (a UUID identifies a record, not a person, and trace/span ids look
 alike). Bare 10-digit runs are not phones and 9-digit runs are not SSNs: too many false positives.
 A bare four-part dotted number (`10.0.0.1`) is an IPv4 address even when it is meant as a version.
+A digit run glued to letters (`4111111111111111ab...`, a hex trace id) is not a card number.
 
 Modes:
 - `mask`: each match becomes a typed placeholder, `<EMAIL>`, `<PHONE>`, `<CREDIT_CARD>`...
@@ -24,8 +35,9 @@ Modes:
   without one, a random per-process salt is used, so hashes correlate within a process only:
   give the SDK and the server the same salt to correlate across them. 32 bits: not a secure
   pseudonym for low-entropy values (SSNs, phones) against someone who holds the salt.
-- `drop`: `redact_attributes` removes every attribute whose value contains PII; in free text
-  (`redact`, `redact_value`) each match is removed, i.e. replaced by the empty string.
+- `drop`: `redact_attributes` removes every attribute whose value contains PII (and every end
+  user's address); in free text (`redact`, `redact_value`) each match is removed, i.e. replaced
+  by the empty string.
 
 Custom patterns: `{"employee_id": r"EMP-\\d{6}"}`; matches are kind "employee_id", placeholder
 `<EMPLOYEE_ID>`. They run after the built-in scan, without its cheap pre-check, and on overlap
@@ -43,7 +55,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-__all__ = ["Match", "PiiKind", "Redactor"]
+__all__ = ["END_USER", "INFRASTRUCTURE", "TEXT", "Match", "PiiKind", "Redactor", "address_role"]
 
 Mode = Literal["mask", "hash", "drop"]
 
@@ -204,7 +216,7 @@ _RULES: tuple[tuple[PiiKind, str, Callable[[str], int], str | None], ...] = (
     (
         PiiKind.CREDIT_CARD,
         r"(?<![\w.-])(?:\d{13,19}|\d{4}(?P<sep>[ -])\d{4}(?P=sep)\d{4}(?P=sep)\d{4}(?:(?P=sep)\d{3})?"
-        r"|\d{4}(?P<sep2>[ -])\d{6}(?P=sep2)\d{4,5})(?![\d])",
+        r"|\d{4}(?P<sep2>[ -])\d{6}(?P=sep2)\d{4,5})(?!\w)",
         _card,
         None,
     ),
@@ -233,6 +245,57 @@ _TRIGGER_WORDS = ("key", "token", "secret", "passw", "pwd", "bearer")
 _CUSTOM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _PROCESS_SALT = os.urandom(16)
 _MAX_DEPTH = 32
+
+# -- whose address an attribute holds (see "Addresses by role" above) ----------------------------
+
+INFRASTRUCTURE = "infrastructure"  # IP addresses kept; every other kind still masked
+END_USER = "end_user"  # the whole value is an end user's address: replaced whatever it holds
+TEXT = "text"  # free text: every IP address masked except a URL's host
+
+_END_USER_KEYS = frozenset({"client.address", "client.socket.address", "http.client_ip"})
+# The direct peer: where an outgoing call went, or (inbound) who called.
+_PEER_ADDRESS_KEYS = frozenset({
+    "net.peer.ip", "net.peer.name", "net.sock.peer.addr", "net.sock.peer.name", "network.peer.address",
+})
+_INFRASTRUCTURE_PREFIXES = (
+    "server.", "peer.", "host.", "destination.", "net.peer.", "network.peer.", "net.sock.peer.", "net.host.",
+    "net.sock.host.", "network.local.", "http.host", "http.server_name", "url.domain",
+)
+_HEADER_PREFIX = "http.request.header."
+_FORWARDED_HEADERS = frozenset({
+    "x-forwarded-for", "forwarded", "x-forwarded", "x-original-forwarded-for", "x-real-ip", "x-client-ip",
+    "x-cluster-client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip",
+})
+
+
+def address_role(key: str, inbound: bool = False) -> str:
+    """Whose address an attribute holds: INFRASTRUCTURE, END_USER or TEXT (anything else).
+
+    `inbound`: the attribute belongs to a server span, whose peer is the caller.
+    """
+    if key in _END_USER_KEYS:
+        return END_USER
+    if key in _PEER_ADDRESS_KEYS:
+        return END_USER if inbound else INFRASTRUCTURE
+    if key.startswith(_INFRASTRUCTURE_PREFIXES):
+        return INFRASTRUCTURE
+    if key.startswith(_HEADER_PREFIX) and key[len(_HEADER_PREFIX):].lower().replace("_", "-") in _FORWARDED_HEADERS:
+        return END_USER
+    return TEXT
+
+
+def _is_url_host(text: str, start: int) -> bool:
+    """Whether the address at `start` is the host of a URL (`scheme://host`, `scheme://[v6]`,
+    `scheme://user@host`): a server's address, kept in free text."""
+    if text.endswith("[", 0, start):
+        start -= 1
+    if text.endswith("://", 0, start):
+        return True
+    if not text.endswith("@", 0, start):
+        return False
+    scheme_end = text.rfind("://", max(0, start - 260), start)
+    userinfo = text[scheme_end + 3 : start - 1]
+    return scheme_end >= 0 and not any(ch in userinfo for ch in "/?# \t\n")
 
 
 def _maybe_pii(text: str) -> bool:
@@ -286,11 +349,12 @@ class Redactor:
 
     # -- detection -------------------------------------------------------------------------------
 
-    def find(self, text: str) -> list[Match]:
-        """Non-overlapping matches in `text`, in order."""
+    def find(self, text: str, *, keep_ip_addresses: bool = False) -> list[Match]:
+        """Non-overlapping matches in `text`, in order. IP addresses that are a URL's host are
+        not matches; with `keep_ip_addresses` (an infrastructure attribute) no IP address is."""
         if not isinstance(text, str) or len(text) < _MIN_LEN and not self._custom:
             return []
-        found = self._builtin(text) if len(text) >= _MIN_LEN and _maybe_pii(text) else []
+        found = self._builtin(text, keep_ip_addresses) if len(text) >= _MIN_LEN and _maybe_pii(text) else []
         if not self._custom:
             return found
         extra = [
@@ -307,7 +371,7 @@ class Redactor:
                 merged.append(match)
         return merged
 
-    def _builtin(self, text: str) -> list[Match]:
+    def _builtin(self, text: str, keep_ip_addresses: bool = False) -> list[Match]:
         matches: list[Match] = []
         search = _COMBINED.search
         kinds = self.kinds
@@ -318,7 +382,8 @@ class Redactor:
             if kind not in kinds:
                 pos = m.start() + 1  # a disabled kind must not hide another kind starting here
             elif accepted := validate(text[start:end]):
-                matches.append(Match(kind, start, start + accepted))
+                if kind is not PiiKind.IP_ADDRESS or not (keep_ip_addresses or _is_url_host(text, start)):
+                    matches.append(Match(kind, start, start + accepted))
                 pos = start + accepted if value_group is None else m.end()
             else:
                 pos = m.end()
@@ -326,9 +391,9 @@ class Redactor:
 
     # -- redaction -------------------------------------------------------------------------------
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, *, keep_ip_addresses: bool = False) -> str:
         """`text` with every match replaced according to the mode."""
-        matches = self.find(text)
+        matches = self.find(text, keep_ip_addresses=keep_ip_addresses)
         if not matches:
             return text
         parts: list[str] = []
@@ -340,34 +405,71 @@ class Redactor:
         parts.append(text[last:])
         return "".join(parts)
 
-    def redact_value(self, value: Any, _depth: int = 0) -> Any:
+    def redact_value(self, value: Any, _depth: int = 0, *, keep_ip_addresses: bool = False) -> Any:
         """Redact strings inside str / list / tuple / dict values (recursively); others unchanged."""
         if isinstance(value, str):
-            return self.redact(value)
+            return self.redact(value, keep_ip_addresses=keep_ip_addresses)
         if _depth >= _MAX_DEPTH and isinstance(value, list | tuple | dict):
             return "<REDACTED>"  # too deep (or cyclic) to inspect: fail closed
         if isinstance(value, list | tuple):
-            items = [self.redact_value(v, _depth + 1) for v in value]
+            items = [self.redact_value(v, _depth + 1, keep_ip_addresses=keep_ip_addresses) for v in value]
             return items if isinstance(value, list) else tuple(items)
         if isinstance(value, dict):
-            return {k: self.redact_value(v, _depth + 1) for k, v in value.items()}
+            return {k: self.redact_value(v, _depth + 1, keep_ip_addresses=keep_ip_addresses)
+                    for k, v in value.items()}
         return value
 
-    def redact_attributes(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        """Redact attribute values; in drop mode, leave out every attribute whose value had PII."""
-        if self.mode != "drop":
-            return {key: self.redact_value(value) for key, value in attrs.items()}
-        return {key: value for key, value in attrs.items() if not self._contains(value, 0)}
+    def redact_attribute(self, key: str, value: str, *, inbound: bool = False) -> str | None:
+        """One attribute's string value, read with its key (see "Addresses by role"); None in drop
+        mode when the attribute must be left out."""
+        role = address_role(key, inbound)
+        if role == END_USER:
+            if not value:
+                return value
+            return None if self.mode == "drop" else self._replacement(PiiKind.IP_ADDRESS, value)
+        keep = role == INFRASTRUCTURE
+        if self.mode == "drop":
+            return None if self.find(value, keep_ip_addresses=keep) else value
+        return self.redact(value, keep_ip_addresses=keep)
 
-    def _contains(self, value: Any, depth: int) -> bool:
+    def redact_attributes(self, attrs: Mapping[str, Any], *, inbound: bool = False) -> dict[str, Any]:
+        """Redact attribute values, each read with its key; in drop mode, leave out every attribute
+        whose value had PII."""
+        out: dict[str, Any] = {}
+        drop = self.mode == "drop"
+        for key, value in attrs.items():
+            role = address_role(key, inbound)
+            if role == END_USER:
+                if drop:
+                    if not value:
+                        out[key] = value
+                    continue
+                out[key] = self._whole_address(value)
+                continue
+            keep = role == INFRASTRUCTURE
+            if not drop:
+                out[key] = self.redact_value(value, keep_ip_addresses=keep)
+            elif not self._contains(value, 0, keep):
+                out[key] = value
+        return out
+
+    def _whole_address(self, value: Any) -> Any:
         if isinstance(value, str):
-            return bool(self.find(value))
+            return self._replacement(PiiKind.IP_ADDRESS, value) if value else value
+        if isinstance(value, list | tuple):  # header values arrive as a list of strings
+            items = [self._replacement(PiiKind.IP_ADDRESS, str(v)) for v in value]
+            return items if isinstance(value, list) else tuple(items)
+        return value
+
+    def _contains(self, value: Any, depth: int, keep_ip_addresses: bool = False) -> bool:
+        if isinstance(value, str):
+            return bool(self.find(value, keep_ip_addresses=keep_ip_addresses))
         if depth >= _MAX_DEPTH and isinstance(value, list | tuple | dict):
             return True
         if isinstance(value, list | tuple):
-            return any(self._contains(v, depth + 1) for v in value)
+            return any(self._contains(v, depth + 1, keep_ip_addresses) for v in value)
         if isinstance(value, dict):
-            return any(self._contains(v, depth + 1) for v in value.values())
+            return any(self._contains(v, depth + 1, keep_ip_addresses) for v in value.values())
         return False
 
     def _replacement(self, kind: str, value: str) -> str:
