@@ -59,5 +59,5 @@ SIGNALS: dict[str, Signal] = {s.name: s for s in (
            "rejected_log_records", "opentelemetry.proto.collector.logs.v1.LogsService", normalise_logs),
     Signal("metrics", metrics_service_pb2.ExportMetricsServiceRequest,
            metrics_service_pb2.ExportMetricsServiceResponse, "rejected_data_points",
-           "opentelemetry.proto.collector.metrics.v1.MetricsService", lambda message, cost: normalise_metrics(message)),
+           "opentelemetry.proto.collector.metrics.v1.MetricsService", normalise_metrics),
 )}

@@ -10,8 +10,8 @@ from llmlens.server.normalise.masking import mask_batch
 from llmlens.server.store.batch import Batch
 
 
-def normalise_metrics(request: Any, cost: CostModel | None = None) -> Batch:
-    """Rows from a parsed ExportMetricsServiceRequest; `cost` only for its mask (prices are for calls)."""
+def normalise_metrics(request: Any, cost: CostModel) -> Batch:
+    """Rows from a parsed ExportMetricsServiceRequest; of `cost`, only its mask applies."""
     batch = Batch()
     for resource_metrics in request.resource_metrics:
         resource = key_values(resource_metrics.resource.attributes)
@@ -31,7 +31,7 @@ def normalise_metrics(request: Any, cost: CostModel | None = None) -> Batch:
             }
             for metric in scope_metrics.metrics:
                 _add_metric(batch, metric, common)
-    if cost is not None and cost.mask is not None:
+    if cost.mask is not None:
         mask_batch(batch, cost.mask)
     return batch
 
