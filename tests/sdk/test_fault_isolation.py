@@ -16,7 +16,7 @@ import pytest
 
 import llmlens
 from llmlens.sdk import guard, openai_instrumentation
-from llmlens.sdk.openai_instrumentation import LlmCall
+from llmlens.sdk.openai_call import LlmCall
 from llmlens.sdk.openai_streams import _ChatState
 from tests.sdk.conftest import free_port
 

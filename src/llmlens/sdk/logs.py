@@ -18,7 +18,6 @@ from opentelemetry import trace
 from llmlens.sdk import runtime
 
 _handlers: list[logging.Handler] = []  # what configure_logging() put on the root logger
-_otlp_handler: logging.Handler | None = None
 _PRIMITIVE = (str, int, float, bool)
 
 
@@ -91,10 +90,8 @@ def _otlp_provider(rt: runtime.Runtime) -> Any:
 
     from llmlens.sdk.exporters import log_exporter
     from llmlens.sdk.masking import MaskingLogProcessor
-    from llmlens.sdk.setup import _resource
 
-    resource: Resource = _resource(rt.config)
-    provider = LoggerProvider(resource=resource)
+    provider = LoggerProvider(resource=rt.resource if rt.resource is not None else Resource.create({}))
     if rt.redactor is not None:
         provider.add_log_record_processor(MaskingLogProcessor(rt.redactor))
     provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter(rt.config)))
@@ -104,7 +101,6 @@ def _otlp_provider(rt: runtime.Runtime) -> Any:
 def configure_logging(level: int | str = logging.INFO, *, stream: IO[str] | None = None,
                       export: bool = True) -> None:
     """JSON logs on `stream` (default stderr) for structlog and stdlib logging; OTLP export after init()."""
-    global _otlp_handler
     import structlog
 
     rt = runtime.active
@@ -141,24 +137,20 @@ def configure_logging(level: int | str = logging.INFO, *, stream: IO[str] | None
     console.setFormatter(formatter)
     _handlers.append(console)
     if export and rt is not None:
-        from llmlens.sdk.setup import set_logger_provider
-
         provider = _otlp_provider(rt)
-        set_logger_provider(provider)
         otlp = OtlpLogHandler(provider)
         otlp.setFormatter(formatter)  # runs the pre-chain on stdlib records (trace ids, masking)
-        _otlp_handler = otlp
         _handlers.append(otlp)
+        rt.closers.append(lambda timeout_ms: _close_otlp(otlp, provider, timeout_ms))
     for handler in _handlers:
         root.addHandler(handler)
     root.setLevel(level)
 
 
-def detach_otlp_handler() -> None:
-    """Called by shutdown(): stop sending records to a provider that is shut down."""
-    global _otlp_handler
-    if _otlp_handler is not None:
-        logging.getLogger().removeHandler(_otlp_handler)
-        if _otlp_handler in _handlers:
-            _handlers.remove(_otlp_handler)
-        _otlp_handler = None
+def _close_otlp(handler: logging.Handler, provider: Any, timeout_ms: int) -> None:
+    """Run by shutdown(): stop sending records to the log pipeline, then flush it."""
+    logging.getLogger().removeHandler(handler)
+    if handler in _handlers:
+        _handlers.remove(handler)
+    provider.force_flush(timeout_ms)
+    provider.shutdown()

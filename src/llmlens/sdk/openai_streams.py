@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import wrapt
 
 from llmlens import semconv
 from llmlens.sdk.guard import internal_error, shielded
-
-if TYPE_CHECKING:
-    from llmlens.sdk.openai_instrumentation import LlmCall
+from llmlens.sdk.openai_call import LlmCall, usage_counts
 
 _perf = time.perf_counter
 RESPONSE_DONE_EVENTS = ("response.completed", "response.incomplete", "response.failed")
@@ -67,8 +65,6 @@ class _ChatState:
         if exc is not None:
             call.fail(exc)
             return
-        from llmlens.sdk.openai_instrumentation import _usage_counts
-
         attrs: dict[str, Any] = {}
         if self.reasons:
             attrs[semconv.FINISH_REASONS] = self.reasons
@@ -79,7 +75,7 @@ class _ChatState:
                 [{"role": "assistant", "parts": [{"type": "text", "content": "".join(self.texts)}],
                   "finish_reason": self.reasons[0] if self.reasons else None}], ensure_ascii=False)
         if self.usage is not None:
-            i, o, c, r = _usage_counts(self.usage)
+            i, o, c, r = usage_counts(self.usage)
         else:
             i, o, c, r = 0, self.content_chunks, 0, 0
             attrs["llmlens.usage.estimated"] = True
@@ -111,14 +107,12 @@ class _ResponseState(_ChatState):
         if exc is not None:
             call.fail(exc)
             return
-        from llmlens.sdk.openai_instrumentation import _usage_counts
-
         final = self.final
         attrs: dict[str, Any] = {"openai.api": "responses"}
         i = o = c = r = 0
         model = ""
         if final is not None:
-            i, o, c, r = _usage_counts(final.usage)
+            i, o, c, r = usage_counts(final.usage)
             model = final.model or ""
             attrs[semconv.FINISH_REASONS] = ["stop" if final.status == "completed" else str(final.status)]
             attrs["gen_ai.response.id"] = final.id

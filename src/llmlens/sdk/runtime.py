@@ -6,7 +6,8 @@ is what makes the SDK a no-op until initialised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmlens.sdk.config import SdkConfig
@@ -22,7 +23,11 @@ class Runtime:
     metrics: LlmMetrics
     prices: Any  # llmlens.pricing.PriceBook, or None when pricing cannot load
     redactor: Any  # llmlens.pii.Redactor, or None when masking is off
+    resource: Any = None  # opentelemetry Resource: the one every signal of this init() carries
     http_instrumented: bool = False
+    # What was started on top of init() (the OTLP log pipeline of configure_logging()): shutdown()
+    # calls each with its timeout in ms, so it needs to know nothing of those parts.
+    closers: list[Callable[[int], None]] = field(default_factory=list)
 
     def cost(self, model: str, provider: str, input_tokens: int, output_tokens: int, cached: int,
              reasoning: int) -> float | None:

@@ -44,7 +44,6 @@ class _Installed:
     batch_processor: Any = None
     metrics_processor: Any = None
     metrics_exporter: Any = None
-    logger_provider: Any = None
     instrumentors: list[Any] = field(default_factory=list)
 
 
@@ -162,6 +161,7 @@ def _build(config: SdkConfig) -> _Installed:
         metrics=LlmMetrics(agg),
         prices=_prices(),
         redactor=redactor,
+        resource=resource,
     )
     provider.add_span_processor(ContextAttributesProcessor())
     installed.metrics_processor = LlmMetricsProcessor(rt)
@@ -249,19 +249,12 @@ def _instrument_one(library: str, provider: Any) -> Any:
     return instrumentor
 
 
-def set_logger_provider(provider: Any) -> None:
-    """Called by configure_logging() so shutdown() flushes the log pipeline too."""
-    with _lock:
-        if _installed is not None:
-            _installed.logger_provider = provider
-
-
 def shutdown(timeout_ms: int = SHUTDOWN_TIMEOUT_MS) -> None:
     """Flush and stop everything init() started; the SDK is a no-op afterwards. Never raises."""
     global _installed
     with _lock:
         installed, _installed = _installed, None
-        runtime.active = None
+        rt, runtime.active = runtime.active, None
         if installed is None:
             return
         for instrumentor in installed.instrumentors:
@@ -273,12 +266,8 @@ def shutdown(timeout_ms: int = SHUTDOWN_TIMEOUT_MS) -> None:
             _quietly(installed.tracer_provider.shutdown)
         elif installed.batch_processor is not None:
             _quietly(installed.batch_processor.shutdown)
-        if installed.logger_provider is not None:
-            _quietly(lambda: installed.logger_provider.force_flush(timeout_ms))
-            _quietly(installed.logger_provider.shutdown)
-            from llmlens.sdk.logs import detach_otlp_handler
-
-            detach_otlp_handler()
+        for closer in rt.closers if rt is not None else ():
+            _quietly(lambda closer=closer: closer(timeout_ms))
         if installed.metrics_exporter is not None:
             _quietly(installed.metrics_exporter.shutdown)
 
