@@ -62,13 +62,13 @@ def test_migrations_are_idempotent(store):
 def test_concurrent_requests_are_group_committed(store):
     """Many concurrent submits all get committed, in fewer inserts than requests."""
     tag = uuid.uuid4().hex
-    commits_before = store.writer.stats.commits
+    commits_before = store.writer_stats.commits
     now = time.time_ns()
     futures = []
     lock = threading.Lock()
 
     def submit():
-        f = store.writer.submit(score_batch(tag, [now] * 10))
+        f = store.submit(score_batch(tag, [now] * 10))
         with lock:
             futures.append(f)
 
@@ -80,7 +80,7 @@ def test_concurrent_requests_are_group_committed(store):
     for f in futures:
         f.result(timeout=60)
     assert count(store, tag) == 600
-    assert store.writer.stats.commits - commits_before < 60
+    assert store.writer_stats.commits - commits_before < 60
 
 
 def test_batch_across_midnight_is_stored_whole(store):

@@ -1,5 +1,5 @@
 """Builds the server's ASGI app from settings: OTLP/HTTP receiver, JSON API, UI, and the
-OTLP/gRPC server started and stopped in the same lifespan."""
+services (gRPC receiver, ingest workers, store, ...) started and stopped in its lifespan."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
 from llmlens.server.api.ui import router as ui_router
 from llmlens.server.normalise import build_cost_model
-from llmlens.server.receive.grpc import start_grpc_server
+from llmlens.server.receive.grpc import grpc_service
 from llmlens.server.receive.http import otlp_routes
 from llmlens.server.receive.pipeline import Ingestor
 from llmlens.server.receive.workers import start_workers
+from llmlens.server.services import on_stop, running
 from llmlens.server.settings import ServerSettings
 from llmlens.server.store import Store
 from llmlens.server.web.routes import router as web_router
@@ -37,21 +38,20 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     ingestor = Ingestor(store, build_cost_model(settings.prices_file, settings.mask_pii),
                         workers if settings.ingest_workers else None)
 
+    # Started in this order, stopped in reverse: stop taking new exports, let in-flight ones
+    # finish, then commit what was accepted.
+    services = [
+        on_stop("store", store.close),
+        on_stop("ingest workers", ingestor.close),
+    ]
+    if settings.grpc_port:
+        services.append(grpc_service(ingestor, settings))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        grpc_server = None
-        if settings.grpc_port:
-            grpc_server = await start_grpc_server(ingestor, settings.host, settings.grpc_port,
-                                                  settings.max_body_bytes, settings.api_key)
-        try:
+        async with running(services):
             yield
-        finally:
-            # Stop taking new exports, let in-flight ones finish, then commit what was accepted.
-            if grpc_server is not None:
-                await grpc_server.stop(grace=10)
-            ingestor.close()
-            store.close()
-            log.info("store closed; every accepted batch was committed")
+        log.info("store closed; every accepted batch was committed")
 
     app = FastAPI(
         title="llmlens",

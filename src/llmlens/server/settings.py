@@ -3,6 +3,11 @@
 Precedence: command-line flag > LLMLENS_* environment variable > config file (TOML,
 `--config` or LLMLENS_CONFIG) > default. Every setting is one row of SETTINGS, which also
 generates the `llmlens serve` flags and the README's table, so docs and code cannot drift.
+
+Settings come in sections, each a table of the config file: `[server]` (read as the top-level
+attributes, `settings.http_port`) and one per feature (`[metrics]` -> `settings.metrics.max_series`).
+A section's flag and environment names carry its name: `--metrics-max-series`,
+`LLMLENS_METRICS_MAX_SERIES`.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from llmlens.server.errors import ServerError
 
-class SettingsError(ValueError):
+
+class SettingsError(ServerError, ValueError):
     """A setting has a bad value; the message names the setting and where it came from."""
 
 
@@ -33,14 +40,20 @@ class Setting:
     default: Any
     help: str
     secret: bool = False
+    section: str = "server"
+
+    @property
+    def key(self) -> str:
+        """Unique over all sections: the flag's and the environment variable's stem."""
+        return self.name if self.section == "server" else f"{self.section}_{self.name}"
 
     @property
     def env(self) -> str:
-        return "LLMLENS_" + self.name.upper()
+        return "LLMLENS_" + self.key.upper()
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + self.key.replace("_", "-")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -60,8 +73,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prices_file", str, None, "a price override file (JSON or TOML) that adds or replaces model prices"),
     Setting("query_timeout_s", float, 30.0, "time limit of one API query, in seconds"),
     Setting("log_level", str, "info", "server log level: debug, info, warning, error"),
+    # [metrics]: what /metrics derives from the spans it receives
+    Setting("max_series", int, 2000,
+            "label sets kept per metric family; more go to one __overflow__ series", section="metrics"),
+    Setting("edge_wait_s", float, 10.0,
+            "seconds a service-graph client or server span waits for its other half", section="metrics"),
+    Setting("edge_max_pending", int, 10000,
+            "unpaired service-graph spans held at most; past it the oldest expire", section="metrics"),
 )
-_BY_NAME = {s.name: s for s in SETTINGS}
+_BY_KEY = {s.key: s for s in SETTINGS}
+SECTIONS = ("server", "metrics")
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    max_series: int
+    edge_wait_s: float
+    edge_max_pending: int
 
 
 @dataclass(frozen=True)
@@ -80,6 +108,7 @@ class ServerSettings:
     prices_file: str | None
     query_timeout_s: float
     log_level: str
+    metrics: MetricsSettings
 
     @property
     def backend(self) -> str:
@@ -91,10 +120,13 @@ class ServerSettings:
 
     def public(self) -> dict[str, Any]:
         """Settings as shown to users: secrets replaced, never printed."""
-        shown = {}
+        shown: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            shown[f.name] = "***" if value and _BY_NAME[f.name].secret else value
+            if f.name in SECTIONS:
+                shown[f.name] = {sub.name: getattr(value, sub.name) for sub in fields(value)}
+            else:
+                shown[f.name] = "***" if value and _BY_KEY[f.name].secret else value
         if self.clickhouse_url and "@" in self.clickhouse_url:
             scheme, rest = self.clickhouse_url.split("://", 1) if "://" in self.clickhouse_url else ("", self.clickhouse_url)
             host = rest.rsplit("@", 1)[1]  # rsplit: a password may itself contain '@'
@@ -112,24 +144,28 @@ def load_settings(
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     config_file = config_file or env.get("LLMLENS_CONFIG")
     from_file = _read_config(config_file) if config_file else {}
-    values: dict[str, Any] = {}
+    values: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
     for setting in SETTINGS:
-        if setting.name in flags:
-            values[setting.name] = _convert(setting, flags[setting.name], f"flag {setting.flag}")
+        in_file = from_file.get(setting.section, {})
+        if setting.key in flags:
+            value = _convert(setting, flags[setting.key], f"flag {setting.flag}")
         elif setting.env in env and env[setting.env] != "":
-            values[setting.name] = _convert(setting, env[setting.env], f"environment variable {setting.env}")
-        elif setting.name in from_file:
-            values[setting.name] = _convert(setting, from_file[setting.name], f"config file {config_file}")
+            value = _convert(setting, env[setting.env], f"environment variable {setting.env}")
+        elif setting.name in in_file:
+            value = _convert(setting, in_file[setting.name], f"config file {config_file} [{setting.section}]")
         else:
-            values[setting.name] = setting.default
-    if not values["data_dir"]:
-        values["data_dir"] = default_data_dir(env)
-    settings = ServerSettings(**values)
+            value = setting.default
+        values[setting.section][setting.name] = value
+    server = values["server"]
+    if not server["data_dir"]:
+        server["data_dir"] = default_data_dir(env)
+    settings = ServerSettings(**server, metrics=MetricsSettings(**values["metrics"]))
     _validate(settings)
     return settings
 
 
-def _read_config(path: str) -> dict[str, Any]:
+def _read_config(path: str) -> dict[str, dict[str, Any]]:
+    """The file's tables by section (a file without tables is all [server])."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -137,13 +173,24 @@ def _read_config(path: str) -> dict[str, Any]:
         raise SettingsError(f"config file {path} does not exist") from exc
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
-    section = data.get("server", data)
-    if not isinstance(section, dict):
-        raise SettingsError(f"config file {path}: [server] must be a table")
-    unknown = sorted(set(section) - set(_BY_NAME))
-    if unknown:
-        raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(_BY_NAME)}")
-    return section
+    if not any(isinstance(v, dict) for v in data.values()):
+        data = {"server": data}
+    loose = sorted(k for k, v in data.items() if not isinstance(v, dict))
+    if loose:
+        raise SettingsError(f"config file {path}: {', '.join(loose)} must sit in a table such as [server]")
+    unknown_tables = sorted(set(data) - set(SECTIONS))
+    if unknown_tables:
+        raise SettingsError(f"config file {path}: unknown table(s) {', '.join(unknown_tables)}; "
+                            f"known: {', '.join(SECTIONS)}")
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise SettingsError(f"config file {path}: {section} must be a table ([server], [metrics])")
+        known = [s.name for s in SETTINGS if s.section == section]
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise SettingsError(f"config file {path}: unknown setting(s) in [{section}]: {', '.join(unknown)}; "
+                                f"known: {', '.join(known)}")
+    return data
 
 
 def _convert(setting: Setting, raw: Any, source: str) -> Any:
@@ -190,6 +237,13 @@ def _validate(s: ServerSettings) -> None:
         )
     if s.api_key is not None and len(s.api_key) < 16:
         raise SettingsError("api_key must be at least 16 characters")
+    m = s.metrics
+    if not 10 <= m.max_series <= 1_000_000:
+        raise SettingsError(f"metrics max_series must be between 10 and 1000000, got {m.max_series}")
+    if not 0.1 <= m.edge_wait_s <= 600:
+        raise SettingsError(f"metrics edge_wait_s must be between 0.1 and 600, got {m.edge_wait_s}")
+    if not 100 <= m.edge_max_pending <= 10_000_000:
+        raise SettingsError(f"metrics edge_max_pending must be between 100 and 10000000, got {m.edge_max_pending}")
     if s.clickhouse_url and not s.clickhouse_url.startswith(("http://", "https://")):
         raise SettingsError(f"clickhouse_url must start with http:// or https://, got {s.clickhouse_url.split('@')[-1]!r}")
 

@@ -14,6 +14,8 @@ import grpc
 
 from llmlens.server.errors import ServerError, Unavailable, answer
 from llmlens.server.receive.pipeline import Ingestor
+from llmlens.server.services import Service
+from llmlens.server.settings import ServerSettings
 from llmlens.server.signals import SIGNALS, Signal
 
 log = logging.getLogger("llmlens.receive.grpc")
@@ -83,3 +85,19 @@ async def start_grpc_server(ingestor: Ingestor, host: str, port: int, max_messag
         raise OSError(f"cannot listen for OTLP/gRPC on {address} (port in use?)")
     await server.start()
     return server
+
+
+def grpc_service(ingestor: Ingestor, settings: ServerSettings) -> Service:
+    """The OTLP/gRPC receiver as a service of the app's lifespan."""
+    server: grpc.aio.Server | None = None
+
+    async def start() -> None:
+        nonlocal server
+        server = await start_grpc_server(ingestor, settings.host, settings.grpc_port, settings.max_body_bytes,
+                                         settings.api_key)
+
+    async def stop() -> None:
+        if server is not None:
+            await server.stop(grace=10)  # in-flight exports finish; new ones are refused
+
+    return Service("OTLP/gRPC receiver", start, stop)

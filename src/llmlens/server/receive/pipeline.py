@@ -51,9 +51,9 @@ class Ingestor:
         return built.batch()
 
     async def ingest(self, signal: str, body: bytes, kind: BodyKind) -> IngestResult:
-        with self.store.writer.incoming():
+        with self.store.incoming():
             batch = await self.build(signal, body, kind)
-            future = self.store.writer.submit(batch)
+            future = self.store.submit(batch)
         await asyncio.wrap_future(future)
         return IngestResult(batch.accepted, batch.rejected, batch.error_message())
 

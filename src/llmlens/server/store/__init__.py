@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from llmlens.server.errors import StoreError
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import METRIC_TABLES
 from llmlens.server.store.schema import apply_retention, migrate, tune_embedded_storage
-from llmlens.server.store.writer import BatchWriter
+from llmlens.server.store.writer import BatchWriter, CommitListener, WriterStats
 
 if TYPE_CHECKING:
     from llmlens.server.store.batch import Batch
@@ -40,13 +41,29 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self.backend.fetch, sql, params)
 
+    def submit(self, batch: Batch) -> Future:
+        """Queue a batch for the writer; the future resolves once it is committed. Raises Overloaded."""
+        return self.writer.submit(batch)
+
+    def incoming(self) -> AbstractContextManager[None]:
+        """Wrap the building of a batch about to be submitted: the writer lingers for it."""
+        return self.writer.incoming()
+
     async def write(self, batch: Batch) -> None:
         """Resolves once the batch is committed; raises Overloaded or StoreError."""
-        future = self.writer.submit(batch)
-        await asyncio.wrap_future(future)
+        await asyncio.wrap_future(self.writer.submit(batch))
 
     def write_sync(self, batch: Batch, timeout: float | None = None) -> None:
         self.writer.submit(batch).result(timeout)
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call `listener(batches)` on the writer's thread after each commit, with exactly the rows
+        committed (counted once: a failed commit calls nothing). It must be quick and not raise."""
+        self.writer.listeners.append(listener)
+
+    @property
+    def writer_stats(self) -> WriterStats:
+        return self.writer.stats
 
     async def counts(self) -> dict[str, int]:
         union = " UNION ALL ".join(f"SELECT count() AS c FROM {t}" for t in METRIC_TABLES)

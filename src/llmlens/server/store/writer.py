@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -47,12 +47,16 @@ _DAY_NS = 86_400 * 1_000_000_000
 _INSERT_ORDER = [*TABLES, trace_index.TABLE]
 
 
+CommitListener = Callable[[Sequence["Batch"]], None]
+
+
 @dataclass
 class WriterStats:
     commits: int = 0
     rows: int = 0
     failures: int = 0
     last_commit_ms: float = 0.0
+    pending_rows: int = 0
 
 
 class BatchWriter:
@@ -76,6 +80,7 @@ class BatchWriter:
         self._pending_lock = threading.Lock()
         self._closed = False
         self.stats = WriterStats()
+        self.listeners: list[CommitListener] = []
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmlens-insert")
         self._thread = threading.Thread(target=self._run, name="llmlens-writer", daemon=True)
         self._thread.start()
@@ -112,6 +117,7 @@ class BatchWriter:
             if self._pending_rows + rows > self._max_pending and self._pending_rows > 0:
                 raise Overloaded(f"write queue is full ({self._pending_rows} rows waiting)", retry_after=1.0)
             self._pending_rows += rows
+            self.stats.pending_rows = self._pending_rows
         self._queue.put((batch, future))
         return future
 
@@ -183,16 +189,25 @@ class BatchWriter:
             error = exc
         with self._pending_lock:
             self._pending_rows -= rows
+            self.stats.pending_rows = self._pending_rows
         if error is None:
             self.stats.commits += 1
             self.stats.rows += rows
             self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            self._notify([batch for batch, _ in group])
             for _, future in group:
                 future.set_result(None)
         else:
             self.stats.failures += 1
             for _, future in group:
                 future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
+
+    def _notify(self, batches: list[Batch]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(batches)
+            except Exception:  # a listener's bug must not fail a commit that succeeded
+                log.exception("commit listener %r failed", listener)
 
     def _insert(self, blocks: list[tuple[str, int, pa.Table]], token: str) -> None:
         """Insert the blocks: the raw spans on a second thread while the other tables go in here,
