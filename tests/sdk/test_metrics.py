@@ -129,3 +129,38 @@ def test_processor_derives_metrics_and_cost_from_other_instrumentors(sdk, receiv
     assert _value(s, "llm_tokens_total", model="gpt-4o-mini", direction="output", app=app) == 500
     # gpt-4o-mini: $0.15 / 1M input, $0.60 / 1M output
     assert _value(s, "llm_cost_dollars_total", model="gpt-4o-mini", app=app) == pytest.approx(0.00045)
+
+
+def test_unpriced_calls_are_counted_per_model(sdk, client):
+    sdk(app="metrics-app-7")
+    unpriced_model = "in-house-finetune-unpriced-7"  # the mock answers any model; the price list knows none such
+    for _ in range(2):
+        client.chat.completions.create(model=unpriced_model, messages=MESSAGES)
+    list(client.chat.completions.create(model=unpriced_model, messages=MESSAGES, stream=True,
+                                        stream_options={"include_usage": True}))
+    with pytest.raises(openai.RateLimitError):  # a failed call is never priced: not "unpriced" either
+        client.chat.completions.create(model=unpriced_model, messages=MESSAGES,
+                                       extra_headers={"x-mock-status": "429"})
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # priced
+    port = free_port()
+    llmlens.start_metrics_server(port)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    s = _samples(text)
+    assert _value(s, "llm_unpriced_requests_total", model=unpriced_model) == 3
+    assert _value(s, "llm_requests_total", model=unpriced_model, app="metrics-app-7") == 4
+    assert _value(s, "llm_cost_dollars_total", model=unpriced_model) == 0
+    assert not [x for x in s["llm_unpriced_requests_total"] if x.labels["model"] == "gpt-4o-mini"]
+    types = {family.name: family.type for family in text_string_to_metric_families(text)}
+    assert types["llm_unpriced_requests"] == "counter"
+
+
+def test_unpriced_spans_of_other_instrumentors_are_counted(sdk):
+    sdk(app="metrics-app-8", instrument_openai=False)
+    tracer = trace.get_tracer("opentelemetry.instrumentation.openai_v2", "2.4b0")
+    with tracer.start_as_current_span("chat local-llama-unpriced-8", kind=trace.SpanKind.CLIENT) as span:
+        span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.system": "openai",
+                             "gen_ai.request.model": "local-llama-unpriced-8", "gen_ai.usage.input_tokens": 10,
+                             "gen_ai.usage.output_tokens": 5})
+    port = free_port()
+    llmlens.start_metrics_server(port)
+    assert _value(_scrape(port), "llm_unpriced_requests_total", model="local-llama-unpriced-8") == 1

@@ -56,11 +56,12 @@ class Histogram:
 
 
 class Series:
-    __slots__ = ("requests", "cost", "input_tokens", "output_tokens", "duration", "ttft", "input_hist",
+    __slots__ = ("requests", "unpriced", "cost", "input_tokens", "output_tokens", "duration", "ttft", "input_hist",
                  "output_hist")
 
     def __init__(self) -> None:
         self.requests = 0
+        self.unpriced = 0  # successful calls whose model has no price (failed calls are never priced)
         self.cost = 0.0
         self.input_tokens = 0
         self.output_tokens = 0
@@ -78,7 +79,7 @@ class Aggregates:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, key: Key, duration_s: float, input_tokens: int, output_tokens: int, cost: float | None,
-               ttft_s: float | None) -> None:
+               ttft_s: float | None, unpriced: bool = False) -> None:
         with self.lock:
             s = self.series.get(key)
             if s is None:
@@ -88,6 +89,8 @@ class Aggregates:
                 if s is None:
                     s = self.series[key] = Series()
             s.requests += 1
+            if unpriced:
+                s.unpriced += 1
             s.duration.observe(duration_s)
             if input_tokens:
                 s.input_tokens += input_tokens

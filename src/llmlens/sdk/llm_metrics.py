@@ -28,7 +28,9 @@ class LlmMetrics:
         ttft_s: float | None,
     ) -> None:
         key = (operation, provider, request_model, response_model, host, port, error_type, app, department)
-        self._agg.record(key, duration_s, input_tokens, output_tokens, cost, ttft_s)
+        # A failed call is not priced by design; a successful one without a cost is unpriced.
+        self._agg.record(key, duration_s, input_tokens, output_tokens, cost, ttft_s,
+                         unpriced=cost is None and not error_type)
 
     def record_score(self, name: str, value: float, app: str) -> None:
         self._agg.record_score(app, name, value)

@@ -5,6 +5,7 @@ Series (Prometheus conventions: base units, `_total` on counters):
   llm_request_duration_seconds{model}                  histogram, buckets up to ~5 minutes
   llm_tokens_total{model,direction,app}                direction: input | output
   llm_cost_dollars_total{model,department,app}         USD
+  llm_unpriced_requests_total{model}                   successful calls whose model has no price
   llm_errors_total{model,error_type}
   llm_time_to_first_token_seconds{model}               histogram, streamed calls
   llm_quality_score{app,name}                          gauge: the last score recorded per name
@@ -47,6 +48,7 @@ class LlmCollector:
         requests: dict[tuple[str, ...], float] = defaultdict(float)
         tokens: dict[tuple[str, ...], float] = defaultdict(float)
         cost: dict[tuple[str, ...], float] = defaultdict(float)
+        unpriced: dict[str, float] = defaultdict(float)
         errors: dict[tuple[str, ...], float] = defaultdict(float)
         latency: dict[str, Histogram] = {}
         ttft: dict[str, Histogram] = {}
@@ -60,6 +62,8 @@ class LlmCollector:
             tokens[(model, "output", app)] += s.output_tokens
             if s.cost:
                 cost[(model, department, app)] += s.cost
+            if s.unpriced:
+                unpriced[model] += s.unpriced
             _merge(latency, model, s.duration)
             if s.ttft is not None:
                 _merge(ttft, model, s.ttft)
@@ -80,6 +84,11 @@ class LlmCollector:
                                      labels=["model", "department", "app"])
         for labels, value in cost.items():
             family.add_metric(list(labels), value)
+        yield family
+        family = CounterMetricFamily("llm_unpriced_requests", "Successful LLM calls whose model has no price "
+                                     "(their cost is missing from llm_cost_dollars_total).", labels=["model"])
+        for model, value in unpriced.items():
+            family.add_metric([model], value)
         yield family
         family = CounterMetricFamily("llm_errors", "Failed LLM calls.", labels=["model", "error_type"])
         for labels, value in errors.items():
