@@ -279,8 +279,9 @@ def address_role(key: str, inbound: bool = False) -> str:
         return END_USER if inbound else INFRASTRUCTURE
     if key.startswith(_INFRASTRUCTURE_PREFIXES):
         return INFRASTRUCTURE
-    if key.startswith(_HEADER_PREFIX) and key[len(_HEADER_PREFIX):].lower().replace("_", "-") in _FORWARDED_HEADERS:
-        return END_USER
+    if key.startswith(_HEADER_PREFIX):
+        header = key[len(_HEADER_PREFIX):].lower().replace("_", "-")
+        return END_USER if header in _FORWARDED_HEADERS else TEXT
     return TEXT
 
 

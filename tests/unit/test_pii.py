@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from llmlens.pii import Match, PiiKind, Redactor
+from llmlens.pii import END_USER, INFRASTRUCTURE, TEXT, Match, PiiKind, Redactor, address_role
 
 R = Redactor()
 
@@ -127,6 +127,7 @@ def test_validators_reject_near_misses(near_miss: str) -> None:
         "42 apples, 7 pears, 1000 tokens, max_tokens=1000",
         "uuid 550e8400-e29b-41d4-a716-446655440000 and 550E8400-E29B-41D4-A716-446655440000",
         "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",
+        "trace 4111111111111111abcdef0123456789 (opens with a Luhn-valid run)",
         "the bearer of bad news",
         "call me maybe",
         "std::vector<int> and a::b",
@@ -316,3 +317,93 @@ def test_tiny_and_non_string_values(value: object) -> None:
     if isinstance(value, str):
         assert R.redact(value) == value
         assert R.find(value) == []
+
+
+# -- addresses by role ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('HTTP Request: POST http://127.0.0.1:8700/api/chat "HTTP/1.1 200 OK"',
+         'HTTP Request: POST http://127.0.0.1:8700/api/chat "HTTP/1.1 200 OK"'),
+        ("GET http://[2001:db8::1]:8080/x", "GET http://[2001:db8::1]:8080/x"),
+        ("postgres://app@10.0.0.5:5432/db", "postgres://app@10.0.0.5:5432/db"),
+        # The URL's host is kept, not what its path or query says about a person.
+        ("http://192.0.2.10/chat?email=jane@example.com&from=203.0.113.77",
+         "http://192.0.2.10/chat?email=<EMAIL>&from=<IP_ADDRESS>"),
+        ('127.0.0.1:54321 - "POST /v1/chat HTTP/1.1" 200', '<IP_ADDRESS>:54321 - "POST /v1/chat HTTP/1.1" 200'),
+        ("user 10.1.2.3 at http://10.1.2.4/", "user <IP_ADDRESS> at http://10.1.2.4/"),
+        ("see https://x.example/a b@10.0.0.5", "see https://x.example/a b@<IP_ADDRESS>"),
+    ],
+)
+def test_free_text_keeps_a_urls_host_and_masks_other_addresses(text: str, expected: str) -> None:
+    assert R.redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "inbound", "role"),
+    [
+        ("server.address", False, INFRASTRUCTURE),
+        ("server.address", True, INFRASTRUCTURE),  # on a server span: the server itself
+        ("net.peer.ip", False, INFRASTRUCTURE),
+        ("network.peer.address", False, INFRASTRUCTURE),
+        ("network.peer.address", True, END_USER),  # inbound: the peer is the caller
+        ("net.sock.peer.addr", True, END_USER),
+        ("peer.service", True, INFRASTRUCTURE),
+        ("host.ip", False, INFRASTRUCTURE),
+        ("client.address", False, END_USER),
+        ("client.socket.address", False, END_USER),
+        ("http.client_ip", False, END_USER),
+        ("http.request.header.x-forwarded-for", False, END_USER),
+        ("http.request.header.X_Real_IP", False, END_USER),
+        ("http.request.header.forwarded", False, END_USER),
+        ("http.request.header.user-agent", False, TEXT),
+        ("url.full", False, TEXT),  # a URL: its host is kept by the free-text rule
+        ("gen_ai.prompt", False, TEXT),
+    ],
+)
+def test_address_roles(key: str, inbound: bool, role: str) -> None:
+    assert address_role(key, inbound) == role
+
+
+def test_attributes_read_with_their_keys() -> None:
+    attrs = {
+        "server.address": "10.0.0.5",
+        "host.ip": ["10.0.0.5", "fe80::1ff:fe23:4567:890a"],
+        "db.statement": "select * from users where email = 'jane@example.com'",
+        "http.url": "http://127.0.0.1:8700/api/chat",
+        "client.address": "127.0.0.1",  # loopback, still the end user's
+        "http.request.header.x-forwarded-for": ("203.0.113.77, 10.0.0.1",),
+        "net.peer.name": "api.example.com",
+        "note": "from 10.0.0.9",
+    }
+    assert R.redact_attributes(attrs) == {
+        "server.address": "10.0.0.5",
+        "host.ip": ["10.0.0.5", "fe80::1ff:fe23:4567:890a"],
+        "db.statement": "select * from users where email = '<EMAIL>'",
+        "http.url": "http://127.0.0.1:8700/api/chat",
+        "client.address": "<IP_ADDRESS>",
+        "http.request.header.x-forwarded-for": ("<IP_ADDRESS>",),
+        "net.peer.name": "api.example.com",
+        "note": "from <IP_ADDRESS>",
+    }
+    inbound_peer = R.redact_attributes({"net.peer.name": "laptop-of-jane"}, inbound=True)
+    assert inbound_peer == {"net.peer.name": "<IP_ADDRESS>"}
+    # Other kinds of PII are masked in infrastructure attributes too.
+    assert R.redact_attribute("server.address", "jane@example.com") == "<EMAIL>"
+    assert R.redact_attribute("server.address", "10.0.0.5") == "10.0.0.5"
+    assert R.redact_attribute("client.address", "") == ""
+
+
+def test_end_users_addresses_in_hash_and_drop_modes() -> None:
+    h = Redactor(mode="hash", hash_salt="s")
+    one = h.redact_attribute("client.address", "203.0.113.77")
+    again = h.redact_attribute("client.address", "203.0.113.77")
+    assert re.fullmatch(r"<IP_ADDRESS:[0-9a-f]{8}>", one) and one == again  # correlates without being readable
+    assert one == h.redact("from 203.0.113.77").removeprefix("from ")  # same value, same hash, in text too
+    d = Redactor(mode="drop")
+    assert d.redact_attribute("client.address", "203.0.113.77") is None
+    assert d.redact_attribute("server.address", "10.0.0.5") == "10.0.0.5"
+    kept = d.redact_attributes({"client.address": "127.0.0.1", "server.address": "10.0.0.5", "note": "a@b.co"})
+    assert kept == {"server.address": "10.0.0.5"}

@@ -1,9 +1,13 @@
-"""PII masking of everything the SDK exports: span attributes, span events and log records.
+"""PII masking of everything the SDK exports: span names, attributes, events, links and status
+messages, and log records.
 
 Spans are masked in an exporter wrapper, i.e. on the export thread, never on the caller's;
 a span is copied only when something in it changed. Attributes that carry no free text
 (model names, token counts, ids...) are skipped, which keeps masking cheap when content
 capture is off. Log records are masked by a log processor placed before the batch exporter.
+The rule is llmlens.pii's, the server's too: attributes are read with their key, so the
+addresses of servers (`server.address`, the host of `http.url`) stay and end users' go; on a
+server span the peer (`net.peer.ip`, `network.peer.address`) is the caller, so it goes too.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import Status
+from opentelemetry.trace import Link, SpanKind, Status
 
 from llmlens import semconv
 
@@ -27,15 +31,17 @@ SAFE_KEYS = frozenset({
 })
 
 
-def mask_mapping(redactor: Any, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Masked copy of an attribute mapping, or None when nothing needed masking."""
+def mask_mapping(redactor: Any, attributes: Mapping[str, Any] | None,
+                 inbound: bool = False) -> dict[str, Any] | None:
+    """Masked copy of an attribute mapping, or None when nothing needed masking. `inbound`: the
+    attributes of a server span (its peer is the caller)."""
     if not attributes:
         return None
     candidates = {k: v for k, v in attributes.items()
                   if k not in SAFE_KEYS and isinstance(v, str | list | tuple)}
     if not candidates:
         return None
-    masked = redactor.redact_attributes(candidates)
+    masked = redactor.redact_attributes(candidates, inbound=inbound)
     if masked == candidates:
         return None
     out = dict(attributes)
@@ -52,26 +58,38 @@ def _masked_events(redactor: Any, events: Sequence[Event]) -> list[Event] | None
     out = []
     for event in events:
         attrs = mask_mapping(redactor, event.attributes)
-        if attrs is None:
+        name = redactor.redact(event.name)
+        if attrs is None and name == event.name:
             out.append(event)
         else:
             changed = True
-            out.append(Event(event.name, attrs, event.timestamp))
+            out.append(Event(name, attrs if attrs is not None else event.attributes, event.timestamp))
     return out if changed else None
 
 
+def _masked_links(redactor: Any, links: Sequence[Link]) -> list[Link] | None:
+    masked = [mask_mapping(redactor, link.attributes) for link in links]
+    if all(attrs is None for attrs in masked):
+        return None
+    return [link if attrs is None else Link(link.context, attrs) for link, attrs in zip(links, masked, strict=True)]
+
+
 def mask_span(redactor: Any, span: ReadableSpan) -> ReadableSpan:
-    attrs = mask_mapping(redactor, span.attributes)
+    attrs = mask_mapping(redactor, span.attributes, inbound=span.kind is SpanKind.SERVER)
     events = _masked_events(redactor, span.events) if span.events else None
+    links = _masked_links(redactor, span.links) if span.links else None
+    name = redactor.redact(span.name)
     status = span.status
     description = status.description
     masked_description = redactor.redact(description) if description else description
-    if attrs is None and events is None and masked_description == description:
+    if attrs is None and events is None and links is None and name == span.name \
+            and masked_description == description:
         return span
     return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        name=name, context=span.context, parent=span.parent, resource=span.resource,
         attributes=attrs if attrs is not None else span.attributes,
-        events=events if events is not None else span.events, links=span.links, kind=span.kind,
+        events=events if events is not None else span.events, links=links if links is not None else span.links,
+        kind=span.kind,
         status=Status(status.status_code, masked_description) if masked_description != description else status,
         start_time=span.start_time, end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
     )

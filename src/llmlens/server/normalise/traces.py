@@ -74,8 +74,8 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
     # One tuple in otel_traces' column order (store/columns.py).
     rows.append((
         start, trace_id, span_id, parent_span_id, trace_state, name,
-        SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified", service, resource, scope_name, scope_version, attributes,
-        duration, status, status_message, *event_columns, *link_columns,
+        SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified", service, resource, scope_name, scope_version,
+        attributes, duration, status, status_message, *event_columns, *link_columns,
     ))
 
     facts = semconv.extract_llm_facts(
