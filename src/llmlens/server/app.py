@@ -25,6 +25,7 @@ from llmlens.server.receive.workers import start_workers
 from llmlens.server.services import on_stop, running
 from llmlens.server.settings import ServerSettings
 from llmlens.server.store import Store
+from llmlens.server.store.batch import DEFAULT_DERIVATIONS
 from llmlens.server.web.routes import router as web_router
 
 log = logging.getLogger("llmlens.server")
@@ -32,11 +33,14 @@ log = logging.getLogger("llmlens.server")
 
 def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     """The app owns `store` from here on: it closes it when the lifespan ends."""
+    # What every normalised batch is run through where it is built (see store/batch.py).
+    derivations = DEFAULT_DERIVATIONS
+
     def workers() -> ProcessPoolExecutor:
-        return start_workers(settings.ingest_workers, settings.prices_file, settings.mask_pii)
+        return start_workers(settings.ingest_workers, settings.prices_file, settings.mask_pii, derivations)
 
     ingestor = Ingestor(store, build_cost_model(settings.prices_file, settings.mask_pii),
-                        workers if settings.ingest_workers else None)
+                        workers if settings.ingest_workers else None, derivations)
 
     # Started in this order, stopped in reverse: stop taking new exports, let in-flight ones
     # finish, then commit what was accepted.

@@ -4,7 +4,7 @@ partial_success needs; raises the decode and store errors for the transport to m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -14,7 +14,7 @@ from llmlens.server.normalise import CostModel
 from llmlens.server.receive.workers import build_batch, build_in_worker
 from llmlens.server.signals import BodyKind
 from llmlens.server.store import Store
-from llmlens.server.store.batch import Batch
+from llmlens.server.store.batch import DEFAULT_DERIVATIONS, Batch, Derivation
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,18 @@ class Ingestor:
     """Builds batches (in worker processes when given a pool) and commits them."""
 
     def __init__(self, store: Store, cost: CostModel,
-                 start_workers: Callable[[], ProcessPoolExecutor] | None = None) -> None:
+                 start_workers: Callable[[], ProcessPoolExecutor] | None = None,
+                 derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS) -> None:
         self.store = store
         self.cost = cost
+        self.derivations = tuple(derivations)  # the workers get the same list from start_workers
         self._start_workers = start_workers
         self.workers = start_workers() if start_workers else None
 
     async def build(self, signal: str, body: bytes, kind: BodyKind) -> Batch:
         loop = asyncio.get_running_loop()
         if self.workers is None:
-            return await asyncio.to_thread(build_batch, signal, body, kind, self.cost)
+            return await asyncio.to_thread(build_batch, signal, body, kind, self.cost, self.derivations)
         workers = self.workers
         try:
             built = await loop.run_in_executor(workers, build_in_worker, signal, body, kind)

@@ -76,16 +76,17 @@ class BuiltBatch:
     errors: list[str]
     tables: dict[str, bytes]
     derived: dict[str, Any]
+    derived_by: tuple[Derivation, ...]  # pickled by reference: module-level functions
 
     @classmethod
     def of(cls, batch: Batch) -> BuiltBatch:
         return cls(batch.accepted, batch.rejected, batch.errors,
-                   {name: _ipc(table) for name, table in batch.arrow.items()}, batch.derived)
+                   {name: _ipc(table) for name, table in batch.arrow.items()}, batch.derived, batch.derived_by)
 
     def batch(self) -> Batch:
         arrow = {name: pa.ipc.open_stream(data).read_all() for name, data in self.tables.items()}
-        return Batch(arrow=arrow, derived=self.derived, accepted=self.accepted, rejected=self.rejected,
-                     errors=self.errors)
+        return Batch(arrow=arrow, derived=self.derived, derived_by=self.derived_by, accepted=self.accepted,
+                     rejected=self.rejected, errors=self.errors)
 
 
 def build_in_worker(signal: str, body: bytes, kind: BodyKind) -> BuiltBatch:

@@ -33,6 +33,7 @@ class Batch:
     row_lists: dict[str, list[tuple]] = field(default_factory=dict)  # built row by row (the busiest tables)
     arrow: dict[str, pa.Table] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)  # derivations' values for commit listeners
+    derived_by: tuple[Derivation, ...] = ()  # what freeze() ran: the writer re-runs it on a trimmed batch
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -69,11 +70,14 @@ class Batch:
         self.derive(derivations)
         return self
 
-    def derive(self, derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS) -> None:
-        """(Re)compute every derived table and value from the received tables."""
+    def derive(self, derivations: Sequence[Derivation] | None = None) -> None:
+        """(Re)compute every derived table and value from the received tables (by default with the
+        derivations that ran before)."""
+        derivations = self.derived_by if derivations is None else tuple(derivations)
         for name in [n for n in self.arrow if n not in TIME_COLUMN]:
             del self.arrow[name]
         self.derived = {}
+        self.derived_by = derivations
         for derivation in derivations:
             derivation(self)
 
