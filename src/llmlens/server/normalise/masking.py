@@ -58,23 +58,30 @@ def mask_batch(batch: Batch, redactor: Redactor) -> None:
         for _, name, kind in PLANS[table]:
             columns[name] = rule.column(columns[name], kind)
     for table, rows in batch.row_lists.items():
-        plan = PLANS[table]
         names = [name for name, _ in TABLES[table]]
-        kind_at = names.index("SpanKind") if "SpanKind" in names else -1
+        # A span's own attributes are read as inbound or not by its kind; every other cell alike.
+        inbound_at = (names.index("SpanKind"), names.index(_INBOUND_MAP)) if _INBOUND_MAP in names else None
+        steps = [(i, rule.cell_masker(kind)) for i, name, kind in PLANS[table]
+                 if inbound_at is None or i != inbound_at[1]]
+        attributes = rule.attributes
         for r, row in enumerate(rows):
             cells = list(row)
-            inbound = kind_at >= 0 and cells[kind_at] == INBOUND_KIND
-            for i, name, kind in plan:
-                cells[i] = rule.cell(cells[i], kind, inbound and name == _INBOUND_MAP)
+            for i, mask in steps:
+                cells[i] = mask(cells[i])
+            if inbound_at is not None:
+                kind_at, attrs_at = inbound_at
+                cells[attrs_at] = attributes(cells[attrs_at], cells[kind_at] == INBOUND_KIND)
             rows[r] = tuple(cells)
 
 
 class _BatchRule:
     """The rule with memos for one batch: resources, service and scope names, span names and
-    most attribute values repeat across its rows, and are masked once."""
+    most attribute values repeat across its rows, and are masked once. Per cell and attribute
+    this is the hot loop of a masked ingest, hence the inlined look-ups."""
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
+        self._free_text = redactor.mode != "drop"  # in drop mode an attribute with PII goes whole
         self._texts: dict[str, str] = {}
         self._roles: tuple[dict[str, str], dict[str, str]] = ({}, {})  # by key: outbound, inbound
         self._maps: dict[tuple[int, bool], tuple[dict, dict]] = {}  # by identity: shared resource dicts
@@ -86,13 +93,16 @@ class _BatchRule:
         return masked
 
     def attribute(self, key: str, value: str, inbound: bool = False) -> str | None:
-        """None: leave the attribute out (drop mode)."""
+        """One attribute's value, read with its key; None: leave it out (drop mode)."""
         roles = self._roles[inbound]
         role = roles.get(key)
         if role is None:
             role = roles[key] = address_role(key, inbound)
-        if role == TEXT and self.redactor.mode != "drop":
-            return self.text(value)
+        if role == TEXT and self._free_text:
+            masked = self._texts.get(value)
+            if masked is None:
+                masked = self._texts[value] = self.redactor.redact(value)
+            return masked
         return self.redactor.redact_attribute(key, value, inbound=inbound)
 
     def attributes(self, attrs: dict[str, str], inbound: bool = False) -> dict[str, str]:
@@ -102,35 +112,32 @@ class _BatchRule:
         seen = self._maps.get(memo_key)
         if seen is not None:
             return seen[1]
-        masked = {}
         attribute = self.attribute
-        for key, value in attrs.items():
-            value = attribute(key, value, inbound)
-            if value is not None:
-                masked[key] = value
+        masked = {key: out for key, value in attrs.items() if (out := attribute(key, value, inbound)) is not None}
         self._maps[memo_key] = (attrs, masked)  # holds `attrs` so that its id is not reused
         return masked
 
-    def cell(self, value: Any, kind: str, inbound: bool = False) -> Any:
-        """One row's value of a column of this kind."""
+    def cell_masker(self, kind: str) -> Callable[[Any], Any]:
+        """What masks one row's value of a column of this kind."""
         if kind == "text":
-            return self.text(value)
+            return self.text
         if kind == "map":
-            return self.attributes(value, inbound)
+            return self.attributes
         if kind == "texts":
-            return [self.text(v) for v in value]
-        return [self.attributes(m) for m in value]
+            text = self.text
+            return lambda values: [text(v) for v in values] if values else values
+        attributes = self.attributes
+        return lambda maps: [attributes(m) for m in maps] if maps else maps
 
     def column(self, values: list | MapColumn, kind: str) -> list | MapColumn:
         """A whole column (tables built column by column)."""
         if isinstance(values, MapColumn):
             return self._map_column(values)
-        cell: Callable[[Any, str], Any] = self.cell
-        return [cell(v, kind) for v in values]
+        return list(map(self.cell_masker(kind), values))
 
     def _map_column(self, column: MapColumn) -> MapColumn:
         attribute = self.attribute
-        masked = [attribute(k, v) for k, v in zip(column.keys, column.values, strict=True)]
+        masked = [attribute(key, value) for key, value in zip(column.keys, column.values, strict=True)]
         if None not in masked:
             column.values = masked  # type: ignore[assignment]
             return column
