@@ -69,7 +69,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_pending_rows", int, 400_000, "rows waiting to be written before new exports get 429"),
     Setting("ingest_workers", int, min(4, os.cpu_count() or 1),
             "processes that decode and normalise OTLP (0 = in the server process)"),
-    Setting("mask_pii", bool, False, "mask PII in attributes, prompts and log bodies before storing"),
+    Setting("mask_pii", bool, False, "mask PII in every string before storing (servers' addresses are kept)"),
     Setting("prices_file", str, None, "a price override file (JSON or TOML) that adds or replaces model prices"),
     Setting("query_timeout_s", float, 30.0, "time limit of one API query, in seconds"),
     Setting("log_level", str, "info", "server log level: debug, info, warning, error"),
