@@ -61,7 +61,7 @@ def mask_batch(batch: Batch, redactor: Redactor) -> None:
         names = [name for name, _ in TABLES[table]]
         # A span's own attributes are read as inbound or not by its kind; every other cell alike.
         inbound_at = (names.index("SpanKind"), names.index(_INBOUND_MAP)) if _INBOUND_MAP in names else None
-        steps = [(i, rule.cell_masker(kind)) for i, name, kind in PLANS[table]
+        steps = [(i, rule.cell_masker(kind)) for i, _, kind in PLANS[table]
                  if inbound_at is None or i != inbound_at[1]]
         attributes = rule.attributes
         for r, row in enumerate(rows):
