@@ -1,20 +1,33 @@
 """`llmlens ...`: a thin layer over the server, pricing and demo entry points.
 
 Each area registers its own subcommand; this module only wires them and turns expected
-errors into one clear line and a non-zero exit code.
+errors into one clear line and a non-zero exit code: 2 for bad input (a flag, a variable, a
+file: `UsageError`), 1 for a failure of the environment (a busy port, an unreachable store).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import socket
+import os
 import sys
+from typing import TYPE_CHECKING, NoReturn
 
-from llmlens import __version__
+from llmlens import __version__, cli_checks
+from llmlens.cli_checks import PortInUse, UsageError
+
+if TYPE_CHECKING:
+    from llmlens.pricing import PriceBook
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line on stderr, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.handler(args) or 0)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="llmlens",
         description="OpenTelemetry-native observability for LLM applications.",
         epilog="Start with `llmlens demo` to see everything at work, or `llmlens serve` to receive your own telemetry.",
@@ -70,12 +85,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         default = "" if s.default is None or s.secret else f" (default: {s.default})"
         help_text = f"{s.help}{default} [env {s.env}]"
         if s.type is bool:
-            serve.add_argument(s.flag, dest=s.name, action=argparse.BooleanOptionalAction, default=None,
+            serve.add_argument(s.flag, dest=s.key, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)
         elif s.secret:
             continue  # secrets only from the environment or a file: flags leak into `ps`
         else:
-            serve.add_argument(s.flag, dest=s.name, type=s.type, default=None,
+            serve.add_argument(s.flag, dest=s.key, type=s.type, default=None,
                                metavar=s.name.split("_")[-1].upper(), help=help_text)
     serve.set_defaults(handler=_serve)
 
@@ -83,16 +98,30 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from llmlens.server.settings import SETTINGS, SettingsError, load_settings
 
-    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    # Every file, folder and address is checked before the store opens (see cli_checks).
+    flags = {s.key: getattr(args, s.key, None) for s in SETTINGS}
+    config_file = args.config or os.environ.get("LLMLENS_CONFIG") or None
+    cli_checks.check_config_file(config_file)
     try:
-        settings = load_settings(flags, config_file=args.config)
+        settings = load_settings(flags, config_file=config_file)
     except SettingsError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        raise UsageError(str(exc)) from None
+
+    def origin(key: str) -> str:
+        return cli_checks.origin(key, flags, config_file)
+
     _configure_logging(settings.log_level)
-    for name, port in (("http_port", settings.http_port), ("grpc_port", settings.grpc_port)):
-        if port and not _port_free(settings.host, port):
-            return _fail(f"cannot listen on {settings.host}:{port} ({name}): the port is in use; "
-                         f"pick another with --{name.replace('_', '-')}")
+    for key, port in (("http_port", settings.http_port), ("grpc_port", settings.grpc_port)):
+        if port:
+            try:
+                cli_checks.check_listen(settings.host, port, "--" + key.replace("_", "-"))
+            except PortInUse as exc:
+                return _fail(str(exc))
+    cli_checks.check_prices_file(settings.prices_file, origin("prices_file"))
+    if settings.clickhouse_url:
+        cli_checks.check_clickhouse_url(settings.clickhouse_url, origin("clickhouse_url"))
+    else:
+        cli_checks.check_data_dir(settings.data_dir, origin("data_dir"))
 
     from llmlens.server.app import create_app
     from llmlens.server.errors import StoreError
@@ -102,30 +131,32 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         backend = open_backend(data_dir=settings.data_dir, clickhouse_url=settings.clickhouse_url,
                                query_timeout_s=settings.query_timeout_s)
-        store = Store(backend, ttl_days=settings.retention_days, max_pending_rows=settings.max_pending_rows)
     except StoreError as exc:
         return _fail(str(exc))
-    app = create_app(settings, store)
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    where = settings.clickhouse_url and settings.public()["clickhouse_url"] or settings.data_dir
-    print(f"llmlens {__version__} — store: {settings.backend} ({where})", flush=True)
-    print(f"  UI and API   http://{host}:{settings.http_port}/", flush=True)
-    print(f"  OTLP/HTTP    http://{host}:{settings.http_port}/v1/traces (logs, metrics)", flush=True)
-    if settings.grpc_port:
-        print(f"  OTLP/gRPC    {host}:{settings.grpc_port}", flush=True)
-    run_server(app, settings)
+    try:
+        store = Store(backend, ttl_days=settings.retention_days, max_pending_rows=settings.max_pending_rows)
+    except StoreError as exc:  # e.g. a schema this version cannot upgrade
+        backend.close()
+        return _fail(str(exc))
+    except BaseException:
+        backend.close()
+        raise
+    # The app's lifespan closes the store on a clean stop; this covers every other way out (a
+    # failure before or during start-up, SystemExit from the HTTP server). Closing twice is safe,
+    # and an embedded store left open crashes the interpreter at exit.
+    try:
+        app = create_app(settings, store)
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        where = settings.clickhouse_url and settings.public()["clickhouse_url"] or settings.data_dir
+        print(f"llmlens {__version__} — store: {settings.backend} ({where})", flush=True)
+        print(f"  UI and API   http://{host}:{settings.http_port}/", flush=True)
+        print(f"  OTLP/HTTP    http://{host}:{settings.http_port}/v1/traces (logs, metrics)", flush=True)
+        if settings.grpc_port:
+            print(f"  OTLP/gRPC    {host}:{settings.grpc_port}", flush=True)
+        run_server(app, settings)
+    finally:
+        store.close()
     return 0
-
-
-def _port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _configure_logging(level: str) -> None:
@@ -135,6 +166,8 @@ def _configure_logging(level: str) -> None:
 # --- pricing -------------------------------------------------------------------------------
 
 def _add_pricing(sub: argparse._SubParsersAction) -> None:
+    from llmlens.pricing.__main__ import token_count  # the same argument types as `python -m llmlens.pricing`
+
     pricing = sub.add_parser("pricing", help="model prices: refresh the list, price a call",
                              description="Model prices come from LiteLLM's public price list (MIT), shipped "
                                          "with llmlens. Refresh it from a newer copy, or price one call.")
@@ -148,10 +181,8 @@ def _add_pricing(sub: argparse._SubParsersAction) -> None:
     cost = psub.add_parser("cost", help="price one call", description="Price one call with the current price list.")
     cost.add_argument("model")
     cost.add_argument("--provider")
-    cost.add_argument("--input-tokens", type=int, default=0)
-    cost.add_argument("--output-tokens", type=int, default=0)
-    cost.add_argument("--cached-input-tokens", type=int, default=0)
-    cost.add_argument("--reasoning-tokens", type=int, default=0)
+    for flag in ("--input-tokens", "--output-tokens", "--cached-input-tokens", "--reasoning-tokens"):
+        cost.add_argument(flag, type=token_count, default=0, metavar="N")
     cost.set_defaults(handler=_pricing_cost)
     pricing.set_defaults(handler=lambda _a: (pricing.print_help(), EXIT_USAGE)[1])
 
@@ -161,18 +192,28 @@ def _pricing_update(args: argparse.Namespace) -> int:
 
     try:
         count = update_price_file(args.source, args.dest)
-    except (ValueError, OSError) as exc:
-        return _fail(f"cannot update prices from {args.source}: {exc}")
+    except ValueError as exc:  # the source: unreadable or not a LiteLLM price list
+        raise UsageError(f"bad --from {args.source}: {exc}") from None
+    except OSError as exc:  # the destination
+        dest = f"--dest {args.dest}" if args.dest else "the bundled price list"
+        raise UsageError(f"cannot write {dest}: {exc.strerror or exc}") from None
     print(f"price list updated: {count} models")
     return 0
 
 
-def _pricing_cost(args: argparse.Namespace) -> int:
+def _price_book() -> PriceBook:
     from llmlens.pricing import PriceBook
 
-    usd = PriceBook.default().cost(args.model, args.provider, input_tokens=args.input_tokens,
-                                   output_tokens=args.output_tokens, cached_input_tokens=args.cached_input_tokens,
-                                   reasoning_tokens=args.reasoning_tokens)
+    try:
+        return PriceBook.default()
+    except ValueError as exc:  # only the overrides named by the environment can be bad
+        raise UsageError(f"bad LLMLENS_PRICES_FILE: {exc}") from None
+
+
+def _pricing_cost(args: argparse.Namespace) -> int:
+    usd = _price_book().cost(args.model, args.provider, input_tokens=args.input_tokens,
+                             output_tokens=args.output_tokens, cached_input_tokens=args.cached_input_tokens,
+                             reasoning_tokens=args.reasoning_tokens)
     if usd is None:
         return _fail(f"no price for model {args.model!r}")
     print(f"{usd:.8f} USD")

@@ -8,6 +8,17 @@ import sys
 from . import PriceBook, update_price_file
 
 
+def token_count(text: str) -> int:
+    """argparse type of a token count: a whole number >= 0 (also used by `llmlens pricing cost`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llmlens.pricing", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -18,10 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     cost = sub.add_parser("cost", help="price one call with the default price book")
     cost.add_argument("model")
     cost.add_argument("--provider")
-    cost.add_argument("--input", type=int, default=0)
-    cost.add_argument("--output", type=int, default=0)
-    cost.add_argument("--cached", type=int, default=0)
-    cost.add_argument("--reasoning", type=int, default=0)
+    for flag in ("--input", "--output", "--cached", "--reasoning"):
+        cost.add_argument(flag, type=token_count, default=0, metavar="N")
     args = parser.parse_args(argv)
 
     try:
@@ -37,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             cached_input_tokens=args.cached,
             reasoning_tokens=args.reasoning,
         )
-    except ValueError as exc:
+    except ValueError as exc:  # a bad source file, or bad overrides in $LLMLENS_PRICES_FILE
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the destination of `update`
+        print(f"error: cannot write {args.dest or 'the bundled price file'}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     if usd is None:
         print(f"unpriced: no price for {args.model!r}", file=sys.stderr)
