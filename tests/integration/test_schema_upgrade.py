@@ -64,13 +64,13 @@ def _run(script: str, data_dir: Path) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def test_a_version_2_store_upgrades_to_the_trace_id_view_and_keeps_its_data(tmp_path: Path) -> None:
+def test_a_version_2_store_upgrades_to_the_newest_schema_and_keeps_its_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     engine, start = _run(WRITE_AT_VERSION_2, data_dir).split()
     assert engine == "MergeTree"  # schema 2 still had the table fed by a materialized view
     after = json.loads(_run(READ_AFTER_UPGRADE, data_dir))
     start_s = int(start) // 10**9
     assert after == {
-        "version": 3, "migrations": [1, 2, 3], "engine": "View", "spans": 3, "calls": 3,
+        "version": 4, "migrations": [1, 2, 3, 4], "engine": "View", "spans": 3, "calls": 3,
         "bounds": [{"s": start_s, "e": start_s + 4}],  # the last span ends 4 s after the first starts
     }

@@ -133,6 +133,9 @@ class SpanInsertFailsOnce:
         self.calls: list[str] = []
         self.failed = False
 
+    def fetch(self, sql, params=None):
+        return self.real.fetch(sql, params)
+
     def insert(self, table, data, token):
         self.real.insert(table, data, token)
         self.calls.append(table)

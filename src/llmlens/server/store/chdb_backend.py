@@ -122,6 +122,8 @@ class ChdbBackend:
 def _param(value: Any) -> Any:
     if isinstance(value, str):
         return value.translate(_TSV_ESCAPES)
+    if isinstance(value, list | tuple):  # Array(String) or Array(number): a quoted array literal
+        return "[" + ",".join(_setting_literal(v) for v in value) + "]"
     if isinstance(value, bool):
         return "1" if value else "0"
     return value

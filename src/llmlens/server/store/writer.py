@@ -35,6 +35,7 @@ from llmlens.server.errors import Overloaded, StoreError
 from llmlens.server.store import trace_index
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES, TIME_COLUMN
+from llmlens.server.store.dedup import Deduplicator
 
 if TYPE_CHECKING:
     from llmlens.server.store.batch import Batch
@@ -68,12 +69,16 @@ class BatchWriter:
         max_pending_rows: int = 400_000,
         linger_seconds: float = 0.15,
         retries: int = 3,
+        max_partitions_per_commit: int = 64,
     ) -> None:
         self._backend = backend
         self._max_rows = max_rows_per_commit
         self._max_pending = max_pending_rows
         self._linger = linger_seconds
         self._retries = retries
+        self._max_partitions = max_partitions_per_commit
+        self._unfinished: _Unfinished | None = None
+        self.dedup = Deduplicator(backend)
         self._queue: queue.Queue[tuple[Batch, Future] | None] = queue.Queue()
         self._pending_rows = 0
         self._incoming = 0  # batches being built that will be submitted soon
@@ -133,12 +138,15 @@ class BatchWriter:
 
     def _run(self) -> None:
         stopping = False
+        held: tuple[Batch, Future] | None = None  # the batch that would have overfilled the last group
         while not stopping:
-            item = self._queue.get()
+            item = held if held is not None else self._queue.get()
+            held = None
             if item is None:
                 break
             group = [item]
             rows = item[0].row_count
+            parts = _partitions(item[0])
             deadline = time.monotonic() + self._linger
             while rows < self._max_rows:
                 # Wait for batches still being decoded: an insert costs ~10-20 ms whatever its
@@ -154,11 +162,18 @@ class BatchWriter:
                 if nxt is None:
                     stopping = True
                     break
+                more = parts | _partitions(nxt[0])
+                if len(more) > self._max_partitions:
+                    # One INSERT per (table, day): a group over many days would make every request
+                    # in it wait for all of them. The batch goes first into the next commit.
+                    held = nxt
+                    break
+                parts = more
                 group.append(nxt)
                 rows += nxt[0].row_count
             self._commit(group, rows)
         # Drain what was queued before close() so every accepted request gets its answer.
-        rest = []
+        rest = [held] if held is not None else []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -168,22 +183,31 @@ class BatchWriter:
                 rest.append(item)
         if rest:
             self._commit(rest, sum(b.row_count for b, _ in rest))
+        if self._unfinished is not None:
+            try:
+                self._finish_unfinished()
+            except StoreError as exc:
+                rows = sum(b.row_count for b in self._unfinished.batches)
+                log.error("%d rows of a commit that failed (answered 503) could not be finished before "
+                          "shutdown: %s", rows, exc)
 
     def _commit(self, group: list[tuple[Batch, Future]], rows: int) -> None:
+        """Insert a group all or nothing, from its clients' point of view: a group that fails part-way
+        is finished (the same blocks, the same deduplication tokens) before anything else is
+        inserted, so the retries its 503s invite find every row stored and are dropped as repeats."""
         started = time.perf_counter()
+        batches = [batch for batch, _ in group]
         error: Exception | None = None
         try:
-            blocks = _blocks([batch for batch, _ in group])
-            token = uuid.uuid4().hex
-            for attempt in range(self._retries + 1):
-                try:
-                    self._insert(blocks, token)
-                    error = None
-                    break
-                except StoreError as exc:
-                    error = exc
-                    log.warning("insert failed (attempt %d of %d): %s", attempt + 1, self._retries + 1, exc)
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
+            if self._unfinished is not None:
+                self._finish_unfinished()
+            self.dedup.trim(batches)
+            unfinished = _Unfinished(_blocks(batches), uuid.uuid4().hex, batches)
+            error = self._insert_with_retries(unfinished)
+            if error is not None:
+                self._unfinished = unfinished
+        except StoreError as exc:
+            error = exc
         except Exception as exc:  # a bug in building blocks must fail the requests, not kill the writer
             log.exception("could not build insert blocks")
             error = exc
@@ -194,13 +218,35 @@ class BatchWriter:
             self.stats.commits += 1
             self.stats.rows += rows
             self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
-            self._notify([batch for batch, _ in group])
+            self._notify(batches)
             for _, future in group:
                 future.set_result(None)
         else:
             self.stats.failures += 1
             for _, future in group:
                 future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
+
+    def _insert_with_retries(self, unfinished: _Unfinished) -> StoreError | None:
+        error = None
+        for attempt in range(self._retries + 1):
+            try:
+                self._insert(unfinished.blocks, unfinished.token)
+                return None
+            except StoreError as exc:
+                error = exc
+                log.warning("insert failed (attempt %d of %d): %s", attempt + 1, self._retries + 1, exc)
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+        return error
+
+    def _finish_unfinished(self) -> None:
+        """Insert the blocks of the commit that failed part-way; raises StoreError if it fails again."""
+        unfinished = self._unfinished
+        assert unfinished is not None
+        self._insert(unfinished.blocks, unfinished.token)
+        self._unfinished = None
+        log.info("finished a commit that had failed part-way (%d rows, answered 503; their resends are "
+                 "dropped as repeats)", sum(b.row_count for b in unfinished.batches))
+        self._notify(unfinished.batches)
 
     def _notify(self, batches: list[Batch]) -> None:
         for listener in self.listeners:
@@ -229,6 +275,21 @@ class BatchWriter:
         for block in blocks:
             if block[0] == trace_index.TABLE:
                 insert(block)
+
+
+@dataclass
+class _Unfinished:
+    """A commit's insert blocks and deduplication token, kept when it fails part-way."""
+
+    blocks: list[tuple[str, int, pa.Table]]
+    token: str
+    batches: list[Batch]
+
+
+def _partitions(batch: Batch) -> set[tuple[str, int]]:
+    """The (table, day) partitions a batch's rows fall in: one INSERT each."""
+    return {(table, day) for table, arrow in batch.arrow.items() if arrow.num_rows
+            for day in pc.unique(_days(table, arrow)).to_pylist()}
 
 
 def _blocks(batches: list[Batch]) -> list[tuple[str, int, pa.Table]]:

@@ -1,0 +1,6 @@
+-- llmlens schema, version 4: trace_index keeps the insert deduplication window that the other
+-- tables have had since version 1. The writer finishes a commit that failed part-way (a full disk,
+-- say) by inserting the same blocks again with the same deduplication tokens; without the window,
+-- trace_index's rows of blocks that had already landed would be stored, and summed, twice.
+
+ALTER TABLE trace_index MODIFY SETTING non_replicated_deduplication_window = 1000;
