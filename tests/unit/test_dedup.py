@@ -11,10 +11,12 @@ import pytest
 
 from llmlens import semconv
 from llmlens.server.errors import StoreError
+from llmlens.server.normalise import build_cost_model
+from llmlens.server.receive.workers import build_batch
 from llmlens.server.store import Store, open_backend
 from llmlens.server.store.batch import Batch
 from llmlens.server.store.writer import BatchWriter
-from tests.integration.otlp_requests import key_values, make_span
+from tests.integration.otlp_requests import key_values, log_request, make_log, make_span, metrics_request
 from tests.unit.test_store import span_batch
 
 DAY_NS = 86_400 * 10**9
@@ -180,3 +182,28 @@ def test_a_commit_touches_a_bounded_number_of_partitions(store):
         assert len(groups) >= 2 and max(groups) < 4
     finally:
         writer.close()
+
+
+def test_a_resent_log_or_metric_request_is_stored_once(store):
+    """Log records and metric points have no ids: the same request bytes sent again (a timeout, a
+    503) are recognised by their digest, which is stored with the rows (so it holds across restarts)."""
+    tag = uuid.uuid4().hex
+    logs = log_request([make_log(f"{tag} line {i}") for i in range(3)]).SerializeToString()
+    metrics = metrics_request()
+    gauge = metrics.resource_metrics[0].scope_metrics[0].metrics.add(name=f"m_{tag}")
+    gauge.gauge.data_points.add(time_unix_nano=time.time_ns(), as_double=1.5)
+    points = metrics.SerializeToString()
+    cost = build_cost_model()
+    futures = [store.submit(build_batch(signal, body, "protobuf", cost))
+               for signal, body in (("logs", logs), ("logs", logs), ("metrics", points))]
+    for future in futures:
+        future.result(60)
+    store.write_sync(build_batch("metrics", points, "protobuf", cost), timeout=60)
+    store.write_sync(build_batch("logs", logs, "protobuf", cost), timeout=60)
+    count = lambda sql: int(store.backend.fetch(sql, {"t": tag})[0]["n"])  # noqa: E731
+    assert count("SELECT count() AS n FROM otel_logs WHERE startsWith(Body, {t:String})") == 3
+    assert count("SELECT count() AS n FROM otel_metrics_gauge WHERE MetricName = concat('m_', {t:String})") == 1
+    # a new request with the same records in it is a different request: it is stored
+    store.write_sync(build_batch("logs", log_request([make_log(f"{tag} line 9")]).SerializeToString(),
+                                 "protobuf", cost), timeout=60)
+    assert count("SELECT count() AS n FROM otel_logs WHERE startsWith(Body, {t:String})") == 4

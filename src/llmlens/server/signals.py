@@ -3,6 +3,7 @@ services, the decoder and the ingest workers. A new signal (profiles, say) is on
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -36,14 +37,24 @@ class Signal:
     normalise: Callable[[Message, CostModel], Batch]
     # Reads a protobuf body straight into rows, or returns None to leave it to the generic path.
     fast_path: Callable[[bytes, CostModel], Batch | None] | None = None
+    # Rows without ids of their own: a resent request is recognised by the digest of its body.
+    dedup_by_request: bool = False
 
     def build(self, body: bytes, kind: BodyKind, cost: CostModel) -> Batch:
         """Decode and normalise one request body (not yet frozen)."""
+        batch = None
         if kind == "protobuf" and self.fast_path is not None:
             batch = self.fast_path(body, cost)
-            if batch is not None:
-                return batch
-        return self.normalise(decode_request(self.request_type, body, kind), cost)
+        if batch is None:
+            batch = self.normalise(decode_request(self.request_type, body, kind), cost)
+        if self.dedup_by_request:
+            batch.request_digest = request_digest(self.name, kind, body)
+        return batch
+
+
+def request_digest(signal: str, kind: BodyKind, body: bytes) -> str:
+    """What identifies a resent request: the same signal, encoding and bytes."""
+    return hashlib.blake2b(body, digest_size=16, person=f"{signal}:{kind}".encode()[:16]).hexdigest()
 
 
 def _spans_fast_path(body: bytes, cost: CostModel) -> Batch | None:
@@ -56,8 +67,10 @@ SIGNALS: dict[str, Signal] = {s.name: s for s in (
            "rejected_spans", "opentelemetry.proto.collector.trace.v1.TraceService", normalise_traces,
            _spans_fast_path),
     Signal("logs", logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse,
-           "rejected_log_records", "opentelemetry.proto.collector.logs.v1.LogsService", normalise_logs),
+           "rejected_log_records", "opentelemetry.proto.collector.logs.v1.LogsService", normalise_logs,
+           dedup_by_request=True),
     Signal("metrics", metrics_service_pb2.ExportMetricsServiceRequest,
            metrics_service_pb2.ExportMetricsServiceResponse, "rejected_data_points",
-           "opentelemetry.proto.collector.metrics.v1.MetricsService", normalise_metrics),
+           "opentelemetry.proto.collector.metrics.v1.MetricsService", normalise_metrics,
+           dedup_by_request=True),
 )}

@@ -77,16 +77,18 @@ class BuiltBatch:
     tables: dict[str, bytes]
     derived: dict[str, Any]
     derived_by: tuple[Derivation, ...]  # pickled by reference: module-level functions
+    request_digest: str
 
     @classmethod
     def of(cls, batch: Batch) -> BuiltBatch:
         return cls(batch.accepted, batch.rejected, batch.errors,
-                   {name: _ipc(table) for name, table in batch.arrow.items()}, batch.derived, batch.derived_by)
+                   {name: _ipc(table) for name, table in batch.arrow.items()}, batch.derived, batch.derived_by,
+                   batch.request_digest)
 
     def batch(self) -> Batch:
         arrow = {name: pa.ipc.open_stream(data).read_all() for name, data in self.tables.items()}
         return Batch(arrow=arrow, derived=self.derived, derived_by=self.derived_by, accepted=self.accepted,
-                     rejected=self.rejected, errors=self.errors)
+                     rejected=self.rejected, errors=self.errors, request_digest=self.request_digest)
 
 
 def build_in_worker(signal: str, body: bytes, kind: BodyKind) -> BuiltBatch:

@@ -34,6 +34,7 @@ class Batch:
     arrow: dict[str, pa.Table] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)  # derivations' values for commit listeners
     derived_by: tuple[Derivation, ...] = ()  # what freeze() ran: the writer re-runs it on a trimmed batch
+    request_digest: str = ""  # set for signals whose rows have no ids (logs, metrics): see dedup.py
     accepted: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)

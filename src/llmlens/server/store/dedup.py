@@ -21,6 +21,7 @@ other's commits in flight.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 _SPANS = "otel_traces"
 _CALLS = "llm_calls"
 _SCORES = "llm_scores"
+REQUEST_DIGESTS = "llmlens_request_digests"
 _RANGE_GAP_NS = 60 * 10**9  # span times closer than this share one lookup range
 _MAX_RANGES = 16
 
@@ -44,11 +46,14 @@ class Deduplicator:
         self._backend = backend
         self.dropped_spans = 0
         self.dropped_scores = 0
+        self.dropped_requests = 0
 
-    def trim(self, batches: Sequence[Batch]) -> None:
+    def trim(self, batches: Sequence[Batch]) -> pa.Table | None:
         """Remove from `batches` (in place) what is stored already or repeated within them; re-run
         the derivations of a batch that lost rows, so its trace_index rows and metric values
-        describe exactly what will be committed."""
+        describe exactly what will be committed. Returns the request digests to insert with the
+        commit (after its rows), or None."""
+        digests = self._trim_resent_requests(batches)
         span_keys = [_keys(b.arrow[_SPANS], ("TraceId", "SpanId")) if _SPANS in b.arrow else None
                      for b in batches]
         score_keys = [_keys(b.arrow[_SCORES], ("TraceId", "SpanId", "Name", "Timestamp"))
@@ -81,6 +86,34 @@ class Deduplicator:
                 for table in [t for t, data in batch.arrow.items() if data.num_rows == 0]:
                     del batch.arrow[table]
                 batch.derive()
+        return digests
+
+    def _trim_resent_requests(self, batches: Sequence[Batch]) -> pa.Table | None:
+        """Empty the batches of log and metric requests committed before (or earlier in this group);
+        the digests of the others, as rows of llmlens_request_digests."""
+        with_digest = [b for b in batches if b.request_digest and b.row_count]
+        if not with_digest:
+            return None
+        rows = self._backend.fetch(f"SELECT Digest FROM {REQUEST_DIGESTS} WHERE Digest IN {{d:Array(String)}}",
+                                   {"d": sorted({b.request_digest for b in with_digest})})
+        seen = {row["Digest"] for row in rows}
+        fresh: list[Batch] = []
+        for batch in with_digest:
+            if batch.request_digest in seen:
+                self.dropped_requests += 1
+                batch.arrow = {}
+                batch.derive()
+            else:
+                seen.add(batch.request_digest)
+                fresh.append(batch)
+        if not fresh:
+            return None
+        now = time.time_ns()
+        return pa.table({
+            "Timestamp": pa.array([now] * len(fresh), pa.timestamp("ns")),
+            "Digest": pa.array([b.request_digest for b in fresh], pa.string()),
+            "Signal": pa.array(["logs" if "otel_logs" in b.arrow else "metrics" for b in fresh], pa.string()),
+        })
 
     def _stored_spans(self, batches: Sequence[Batch], keys: list[pa.Array | None]) -> set[str]:
         tables = [b.arrow[_SPANS] for b, k in zip(batches, keys, strict=True) if k is not None]

@@ -35,7 +35,7 @@ from llmlens.server.errors import Overloaded, StoreError
 from llmlens.server.store import trace_index
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES, TIME_COLUMN
-from llmlens.server.store.dedup import Deduplicator
+from llmlens.server.store.dedup import REQUEST_DIGESTS, Deduplicator
 
 if TYPE_CHECKING:
     from llmlens.server.store.batch import Batch
@@ -46,6 +46,9 @@ _DAY_NS = 86_400 * 1_000_000_000
 # trace_index (what the trace list reads) goes last in every commit: a listed trace's spans and
 # calls are always stored. (The other tables of a commit land within milliseconds of each other.)
 _INSERT_ORDER = [*TABLES, trace_index.TABLE]
+# Inserted after the rows they vouch for, in this order: a listed trace's spans and calls are
+# stored; a request whose digest is stored has all its rows stored (so its resend may be dropped).
+_LAST = (trace_index.TABLE, REQUEST_DIGESTS)
 
 
 CommitListener = Callable[[Sequence["Batch"]], None]
@@ -201,8 +204,11 @@ class BatchWriter:
         try:
             if self._unfinished is not None:
                 self._finish_unfinished()
-            self.dedup.trim(batches)
-            unfinished = _Unfinished(_blocks(batches), uuid.uuid4().hex, batches)
+            digests = self.dedup.trim(batches)
+            blocks = _blocks(batches)
+            if digests is not None:
+                blocks.append((REQUEST_DIGESTS, 0, digests))  # one table, one day: a commit takes seconds
+            unfinished = _Unfinished(blocks, uuid.uuid4().hex, batches)
             error = self._insert_with_retries(unfinished)
             if error is not None:
                 self._unfinished = unfinished
@@ -264,7 +270,7 @@ class BatchWriter:
             self._backend.insert(table, data, f"{token}-{table}-{day}")
 
         spans = [b for b in blocks if b[0] == "otel_traces"]
-        others = [b for b in blocks if b[0] not in ("otel_traces", trace_index.TABLE)]
+        others = [b for b in blocks if b[0] not in ("otel_traces", *_LAST)]
         pending = self._side.submit(lambda: [insert(b) for b in spans])
         try:
             for block in others:
@@ -272,9 +278,10 @@ class BatchWriter:
         finally:
             wait([pending])
         pending.result()
-        for block in blocks:
-            if block[0] == trace_index.TABLE:
-                insert(block)
+        for table in _LAST:
+            for block in blocks:
+                if block[0] == table:
+                    insert(block)
 
 
 @dataclass
