@@ -3,8 +3,9 @@
 #   make test                                    # install everything the tests need, run them all
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-# Debian packages the tests drive for real: a browser for the UI tests.
-DEBIAN_PACKAGES ?= chromium
+# Debian packages the tests drive for real: a browser for the UI tests, Prometheus (and promtool)
+# for the metrics tests.
+DEBIAN_PACKAGES ?= chromium prometheus
 
 .PHONY: test install system-deps lint bench
 

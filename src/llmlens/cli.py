@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(sub)
     _add_pricing(sub)
+    from llmlens.export import cli as export_cli
+
+    export_cli.register(sub)
     try:
         from llmlens.demo import commands as demo_commands
     except ImportError as exc:  # the demo extra is not installed
