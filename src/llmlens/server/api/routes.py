@@ -34,10 +34,15 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["health"])
 async def readyz(request: Request) -> JSONResponse:
-    """Ready = the store is open and writable."""
-    if await request.app.state.store.writable():
+    """Ready = the store is open and writable, and (embedded store) its disk is writable with free
+    space above `min_free_disk_mb`; otherwise 503 with the reason."""
+    store = request.app.state.store
+    problem = store.backend.disk_problem()
+    if problem is None and not await store.writable():
+        problem = "the store is closed or cannot be read"
+    if problem is None:
         return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "not ready"}, status_code=503)
+    return JSONResponse({"status": "not ready", "reason": problem}, status_code=503)
 
 
 @router.get("/api/v1/status", tags=["status"])

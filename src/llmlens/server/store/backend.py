@@ -19,10 +19,17 @@ class Backend(Protocol):
         """Run a SELECT with `{name:Type}` placeholders; rows as dicts (JSONEachRow semantics)."""
 
     def insert(self, table: str, data: pa.Table, dedup_token: str) -> None:
-        """Insert one Arrow table synchronously; a retry with the same token is a no-op."""
+        """Insert one Arrow table synchronously; a retry with the same token is a no-op. Raises
+        StoreError unless the rows are stored (durable against a crash of this process)."""
 
     def disk_bytes(self) -> int:
         """Bytes the stored data takes on disk (compressed parts)."""
+
+    def watch_free_space(self, min_free_bytes: int) -> None:
+        """Refuse inserts (a StoreError, before trying) while the store's disk has less free space."""
+
+    def disk_problem(self) -> str | None:
+        """Why the store's disk cannot take writes now (below the floor, read-only), or None."""
 
     def close(self) -> None: ...
 

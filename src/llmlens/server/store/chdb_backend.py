@@ -2,12 +2,14 @@
 
 chDB rules this module follows (measured, see DESIGN): a connection per thread; the data
 directory can be opened by one process only (we turn chDB's vague error into StoreLocked);
-parameter values are parsed TSV-escaped, so backslash, tab, newline and CR are escaped first.
+parameter values are parsed TSV-escaped, so backslash, tab, newline and CR are escaped first;
+a streaming insert can lose its rows without an error, so each one is checked (insert_check.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -19,6 +21,11 @@ import pyarrow as pa
 
 from llmlens.server.errors import QueryTimeout, StoreError, StoreLocked
 from llmlens.server.store.backend import insert_settings
+from llmlens.server.store.disk import DiskWatch
+from llmlens.server.store.insert_check import InsertCheck, NotStored
+from llmlens.server.store.outage import OutageLog
+
+log = logging.getLogger("llmlens.store.chdb")
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 # Most of an embedded INSERT's CPU is fixed cost, not rows: ~10 ms for one row into llm_calls.
@@ -42,6 +49,9 @@ class ChdbBackend:
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        self.disk = DiskWatch(self.path)
+        self._checked = InsertCheck()
+        self._insert_outage = OutageLog(log, "inserts into the embedded store fail")
         self._conn()  # open now, so a locked directory fails at start-up, not at first query
 
     def _conn(self) -> Any:
@@ -72,6 +82,25 @@ class ChdbBackend:
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     def insert(self, table: str, data: pa.Table, dedup_token: str) -> None:
+        # Below the free-space floor or on a read-only disk: refuse before trying (DiskFull).
+        self.disk.check()
+        if self._checked.confirmed(dedup_token):
+            return  # stored by an earlier try; the engine would drop the resend as a duplicate
+        self._checked.before(table, dedup_token, self.fetch)
+        try:
+            self._stream_insert(table, data, dedup_token)
+            self._checked.after(table, dedup_token, data.num_rows, self.fetch)
+        except NotStored as exc:
+            problem = self.disk.problem()  # the likely cause, when the disk shows it
+            error = NotStored(f"{exc}: {problem}") if problem else exc
+            self._insert_outage.failing(str(error))
+            raise error from None
+        except StoreError as exc:
+            self._insert_outage.failing(str(exc))
+            raise
+        self._insert_outage.ok()
+
+    def _stream_insert(self, table: str, data: pa.Table, dedup_token: str) -> None:
         # Arrow IPC bytes through a streaming insert, not the Python() table function: that
         # one reads the table back through the GIL from chDB's threads, and in a busy server
         # (event loop, gRPC) the GIL hand-offs cost more CPU than the insert itself.
@@ -93,6 +122,12 @@ class ChdbBackend:
                 raise
         except Exception as exc:
             raise StoreError(str(exc).split("\n", 1)[0][:2000]) from exc
+
+    def watch_free_space(self, min_free_bytes: int) -> None:
+        self.disk.min_free_bytes = int(min_free_bytes)
+
+    def disk_problem(self) -> str | None:
+        return self.disk.problem()
 
     def disk_bytes(self) -> int:
         rows = self.fetch("SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND database = currentDatabase()")
