@@ -64,7 +64,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("clickhouse_url", str, None,
             "use a ClickHouse server instead of the embedded store, e.g. http://user:pass@host:8123/db"),
     Setting("api_key", str, None, "bearer token required on OTLP and API requests", secret=True),
-    Setting("retention_days", int, 30, "days to keep data (ClickHouse TTL)"),
+    Setting("retention_days", int, 30, "days to keep data (ClickHouse TTL); older records are rejected"),
+    Setting("max_future_skew_s", float, 3600.0,
+            "seconds a record's time may lie ahead of the server's clock; later ones are rejected"),
+    Setting("min_free_disk_mb", int, 100,
+            "free disk space below which the embedded store refuses exports (503) and /readyz says not ready"),
     Setting("max_body_bytes", int, 16 * 1024 * 1024, "largest OTLP body accepted, after decompression"),
     Setting("max_pending_rows", int, 400_000, "rows waiting to be written before new exports get 429"),
     Setting("ingest_workers", int, min(4, os.cpu_count() or 1),
@@ -101,6 +105,8 @@ class ServerSettings:
     clickhouse_url: str | None
     api_key: str | None
     retention_days: int
+    max_future_skew_s: float
+    min_free_disk_mb: int
     max_body_bytes: int
     max_pending_rows: int
     ingest_workers: int
@@ -220,6 +226,10 @@ def _validate(s: ServerSettings) -> None:
         raise SettingsError(f"http_port and grpc_port must differ (both are {s.http_port})")
     if s.retention_days < 1 or s.retention_days > 3650:
         raise SettingsError(f"retention_days must be between 1 and 3650, got {s.retention_days}")
+    if not 0 <= s.max_future_skew_s <= 7 * 86400:
+        raise SettingsError(f"max_future_skew_s must be between 0 and 604800 (7 days), got {s.max_future_skew_s}")
+    if not 0 <= s.min_free_disk_mb <= 1024 * 1024:
+        raise SettingsError(f"min_free_disk_mb must be between 0 and 1048576 (1 TiB), got {s.min_free_disk_mb}")
     if s.max_body_bytes < 1024 or s.max_body_bytes > 1024**3:
         raise SettingsError(f"max_body_bytes must be between 1 KiB and 1 GiB, got {s.max_body_bytes}")
     if not 0 <= s.ingest_workers <= 64:

@@ -8,8 +8,9 @@ from llmlens import semconv
 from llmlens.server.decode import spans as otlp_spans
 from llmlens.server.decode.attributes import stored_string
 from llmlens.server.decode.spans import Resource, Span
-from llmlens.server.normalise.cost import CostModel
+from llmlens.server.normalise.cost import CostModel, implausible_usage
 from llmlens.server.normalise.masking import mask_batch
+from llmlens.server.normalise.time_window import Bounds
 from llmlens.server.store.batch import Batch
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -28,23 +29,24 @@ def normalise_spans(resources: list[Resource], cost: CostModel) -> Batch:
     """Rows from the spans of a request, as spans.decode or spans.from_message give them."""
     batch = Batch()
     rows = batch.rows("otel_traces")
+    bounds = cost.window.now() if cost.window is not None else None
     for resource, scopes in resources:
         service = resource.get("service.name") or "unknown_service"
         for scope_name, scope_version, spans in scopes:
             for span in spans:
-                problem = _invalid(span)
+                problem = (_invalid(span, bounds)
+                           or _add_span(batch, rows, span, service, resource, scope_name, scope_version, cost, bounds))
                 if problem:
                     batch.reject(problem)
                     continue
-                _add_span(batch, rows, span, service, resource, scope_name, scope_version, cost)
                 batch.accepted += 1
     if cost.mask is not None:  # on the rows, so spans from the C decoder are masked too
         mask_batch(batch, cost.mask)
     return batch
 
 
-def _invalid(span: Span) -> str:
-    trace_id, span_id, parent_span_id, _, name, _, start = span[:7]  # ids are hex: two digits a byte
+def _invalid(span: Span, bounds: Bounds | None) -> str:
+    trace_id, span_id, parent_span_id, _, name, _, start, end = span[:8]  # ids are hex: two digits a byte
     if len(trace_id) != 32 or trace_id == _ZERO_TRACE:
         return f"span {name[:80]!r}: trace_id must be 16 non-zero bytes"
     if len(span_id) != 16 or span_id == _ZERO_SPAN:
@@ -53,15 +55,35 @@ def _invalid(span: Span) -> str:
         return f"span {name[:80]!r}: parent_span_id must be empty or 8 bytes"
     if start == 0:
         return f"span {name[:80]!r}: start_time_unix_nano is missing"
+    if bounds is not None:
+        if not bounds.earliest <= start <= bounds.latest:
+            return bounds.check(start, f"span {name[:80]!r}: start time")
+        if end > bounds.latest:
+            return bounds.check(end, f"span {name[:80]!r}: end time")
     return ""
 
 
 def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_name: str, scope_version: str,
-              cost: CostModel) -> None:
+              cost: CostModel, bounds: Bounds | None) -> str:
+    """Add the span's rows; or add nothing and say why the span cannot be stored."""
     (trace_id, span_id, parent_span_id, trace_state, name, kind, start, end, code, status_message, attributes,
      events, links) = span
     duration = max(0, end - start)
     status = STATUS_CODES[code] if 0 <= code < 3 else "Unset"
+    facts = semconv.extract_llm_facts(
+        attributes, resource, span_name=name, scope_name=scope_name, status_error=status == "Error",
+        events=events or _NONE, start_time_ns=start, with_text=False,  # the text stays in the span only
+    )
+    problem = implausible_usage(facts) if facts is not None else ""
+    if problem:
+        return f"span {name[:80]!r}: {problem}"
+    scores = [] if events is None else [
+        (t or start, attrs) for t, event_name, attrs in events if event_name == semconv.EVALUATION_EVENT]
+    if bounds is not None:
+        for t, _ in scores:
+            problem = bounds.check(t, f"span {name[:80]!r}: evaluation event time")
+            if problem:
+                return problem
     if events is None:
         events = _NONE
         event_columns = (_NONE, _NONE, _NONE)
@@ -77,16 +99,11 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
         SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified", service, resource, scope_name, scope_version,
         attributes, duration, status, status_message, *event_columns, *link_columns,
     ))
-
-    facts = semconv.extract_llm_facts(
-        attributes, resource, span_name=name, scope_name=scope_name, status_error=status == "Error",
-        events=events, start_time_ns=start, with_text=False,  # the text stays in the span only
-    )
     if facts is not None:
         _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duration, status, cost)
-    for t, event_name, attrs in events:
-        if event_name == semconv.EVALUATION_EVENT:
-            _add_score(batch, attrs, attributes, resource, trace_id, span_id, service, t)
+    for t, attrs in scores:  # an event without a time is filed at the span's start
+        _add_score(batch, attrs, attributes, resource, trace_id, span_id, service, t)
+    return ""
 
 
 def _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duration, status, cost: CostModel) -> None:
