@@ -245,6 +245,9 @@ def main() -> None:
     print(f"end-to-end spans/s         {status['spans'] / elapsed_e2e:,.0f}  ({status['spans']:,} counted by /api/v1/status)")
     print(f"spans per insert commit    {status['spans'] / max(1, status['writer']['commits']):,.0f}  "
           f"({status['writer']['commits']} commits)")
+    if "dedup_seconds" in status["writer"]:
+        print(f"repeat lookups per commit  {1000 * status['writer']['dedup_seconds'] / max(1, status['writer']['commits']):,.1f} ms  "
+              "(the writer finding rows already stored, store/dedup.py)")
     print(f"server CPU per span        {cpu / max(1, status['spans']) * 1e6:,.1f} us  (server {own / max(1, status['spans']) * 1e6:,.0f} + ingest "
           f"workers {children / max(1, status['spans']) * 1e6:,.0f}; of the server's, merges "
           f"{merges / max(1, status['spans']) * 1e6:,.0f}; 2 cores / this = {2 / max(1e-9, cpu / max(1, status['spans'])):,.0f} spans/s ceiling)")

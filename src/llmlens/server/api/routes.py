@@ -51,7 +51,8 @@ async def status(request: Request) -> dict[str, Any]:
     store = request.app.state.store
     counts = await store.counts()
     return {"version": __version__, "backend": store.backend_name, "schema_version": store.schema_version, **counts,
-            "writer": {"pending_rows": store.writer_stats.pending_rows, "commits": store.writer_stats.commits}}
+            "writer": {"pending_rows": store.writer_stats.pending_rows, "commits": store.writer_stats.commits,
+                       "dedup_seconds": round(store.writer_stats.dedup_seconds, 6)}}
 
 
 @router.get("/api/v1/traces", tags=["traces"])

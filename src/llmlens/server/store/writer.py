@@ -61,6 +61,7 @@ class WriterStats:
     failures: int = 0
     last_commit_ms: float = 0.0
     pending_rows: int = 0
+    dedup_seconds: float = 0.0  # time spent finding rows already stored (store/dedup.py), in total
 
 
 class BatchWriter:
@@ -204,7 +205,9 @@ class BatchWriter:
         try:
             if self._unfinished is not None:
                 self._finish_unfinished()
+            checking = time.perf_counter()
             digests = self.dedup.trim(batches)
+            self.stats.dedup_seconds += time.perf_counter() - checking
             blocks = _blocks(batches)
             if digests is not None:
                 blocks.append((REQUEST_DIGESTS, 0, digests))  # one table, one day: a commit takes seconds
