@@ -136,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
                                query_timeout_s=settings.query_timeout_s)
     except StoreError as exc:
         return _fail(str(exc))
+    backend.watch_free_space(settings.min_free_disk_mb * 1024 * 1024)
     try:
         store = Store(backend, ttl_days=settings.retention_days, max_pending_rows=settings.max_pending_rows)
     except StoreError as exc:  # e.g. a schema this version cannot upgrade

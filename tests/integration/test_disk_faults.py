@@ -11,10 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from llmlens.server.errors import StoreError
 from llmlens.server.normalise import build_cost_model
@@ -23,9 +27,11 @@ from llmlens.server.store import Store
 from llmlens.server.store.chdb_backend import ChdbBackend
 from llmlens.server.store.insert_check import _NEW_PARTS
 from tests.integration.otlp_requests import (
+    export_response,
     fetch_all_traces,
     make_span,
     new_trace_id,
+    post,
     trace_request,
 )
 from tests.server_process import ServerProcess
@@ -163,3 +169,145 @@ def test_below_the_floor_inserts_are_refused_before_trying(disk: Path) -> None:
         assert stored_spans(backend) == 10
     finally:
         store.close()
+
+
+# --- a real server ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def server_on(tmp_path: Path) -> Iterator:
+    """Start a server whose data directory is on a given disk; killed at the end, before unmounting."""
+    servers: list[ServerProcess] = []
+
+    def start(data_dir: Path, *args: str) -> ServerProcess:
+        server = ServerProcess(data_dir, extra_args=list(args))
+        server.log_path = tmp_path / f"server-{len(servers)}.log"  # not on the disk the test fills
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()
+
+
+def export(server: ServerProcess, request) -> httpx.Response:
+    return post(server.url, "traces", request, timeout=120)
+
+
+def assert_refused_retryably(answer: httpx.Response) -> None:
+    assert answer.status_code == 503, answer.text[:300]
+    assert int(answer.headers["retry-after"]) >= 1
+
+
+def test_full_disk_answers_503_and_loses_no_acknowledged_span(disk: Path, server_on) -> None:
+    """No floor (0): only the check of each insert stands between a full disk and silent loss. Exports
+    of 2,000 spans to a disk filled to 12 MB free: those answered 200 are all stored, the rest get 503
+    with Retry-After; once space returns the same server process takes exports again."""
+    server = server_on(disk / "data", "--min-free-disk-mb", "0")
+    acknowledged: list[str] = []
+    request, trace_id = span_request("before")
+    assert export(server, request).status_code == 200
+    acknowledged.append(trace_id)
+
+    filler = fill(disk, 12 * MB)
+    refused = 0
+    for i in range(30):
+        request, trace_id = span_request(f"full-{i}")
+        answer = export(server, request)
+        if answer.status_code == 200:
+            assert not export_response("traces", answer).partial_success.rejected_spans
+            acknowledged.append(trace_id)
+        else:
+            assert_refused_retryably(answer)
+            refused += 1
+            if refused == 3:
+                break
+    assert refused == 3, "30 exports to a disk with 12 MB free all got 200: rows lost without an error?"
+
+    filler.unlink()
+    deadline = time.monotonic() + 60
+    while True:  # the first commit after the outage also finishes the one that failed part-way
+        request, trace_id = span_request("after")
+        answer = export(server, request)
+        if answer.status_code == 200:
+            acknowledged.append(trace_id)
+            break
+        assert time.monotonic() < deadline, f"still refused after space returned: {answer.text[:300]}"
+        time.sleep(1)
+
+    stored = stored_span_counts(server)
+    lost = [t for t in acknowledged if stored.get(t) != SPANS]
+    assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged exports are not stored whole"
+    log = server.log()
+    assert log.count("inserts into the embedded store fail: ") == 1, log[-3000:]
+    assert log.count("inserts into the embedded store succeed again after") == 1, log[-3000:]
+
+
+def test_below_the_floor_exports_are_refused_and_readyz_says_why(disk: Path, server_on) -> None:
+    """With min_free_disk_mb 20 and 12 MB free: /readyz 503 with the reason, OTLP/HTTP 503 +
+    Retry-After, OTLP/gRPC UNAVAILABLE, nothing inserted; once space returns, ready and accepting."""
+    server = server_on(disk / "data", "--min-free-disk-mb", "20")
+    filler = fill(disk, 12 * MB)
+    ready = server.get("/readyz")
+    assert ready.status_code == 503 and "below the floor of 20 MiB (min_free_disk_mb)" in ready.json()["reason"]
+    request, refused_trace = span_request("refused", 100)
+    answer = export(server, request)
+    assert_refused_retryably(answer)
+    assert int(answer.headers["retry-after"]) == 10  # a disk outage's; the body does not show internals
+    with grpc.insecure_channel(server.grpc_target) as channel, pytest.raises(grpc.RpcError) as failed:
+        trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=60)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert server.status()["spans"] == 0
+
+    filler.unlink()
+    assert server.get("/readyz").status_code == 200
+    request, trace_id = span_request("accepted", 100)
+    assert export(server, request).status_code == 200
+    # The refused commit is finished before the next one (the writer's all-or-nothing rule), so the
+    # refused export may be stored now; its resends would be dropped as repeats. Never in part.
+    stored = stored_span_counts(server)
+    assert stored[trace_id] == 100 and set(stored) <= {trace_id, refused_trace}
+    assert stored.get(refused_trace, 100) == 100
+    log = server.log()
+    assert log.count("the store refuses writes: ") == 1, log[-3000:]
+    assert log.count("the store takes writes again after") == 1, log[-3000:]
+
+
+def remount(path: Path, mode: str) -> None:
+    """A bind mount's read-only flag; retried while a part being written keeps a file open there."""
+    for _ in range(50):
+        done = _run("mount", "-o", f"remount,bind,{mode}", str(path))
+        if done.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"cannot remount {path} {mode}: {done.stderr}")
+
+
+def test_read_only_data_directory_answers_503_and_recovers(tmp_path: Path, server_on) -> None:
+    """The tables' folder made read-only while the server runs (a bind mount remounted ro: chmod does
+    not stop root, and the whole tmpfs cannot be remounted ro while chDB holds its lock file open):
+    exports get 503, /readyz says not ready, and after the remount rw everything acknowledged is there."""
+    with mounted_tmpfs(tmp_path / "disk", 200) as disk:
+        server = server_on(disk / "data", "--min-free-disk-mb", "0")
+        tables = disk / "data" / "store"
+        request, first = span_request("before", 500)
+        assert export(server, request).status_code == 200
+        done = _run("mount", "--bind", str(tables), str(tables))
+        assert done.returncode == 0, done.stderr
+        try:
+            remount(tables, "ro")
+            request, refused = span_request("read-only", 500)
+            answer = export(server, request)
+            assert_refused_retryably(answer)
+            ready = server.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["reason"] == "the data directory is on a read-only file system"
+            remount(tables, "rw")
+            assert server.get("/readyz").status_code == 200
+            request, second = span_request("after", 500)
+            assert export(server, request).status_code == 200
+            stored = stored_span_counts(server)  # the refused export may be stored by now, never in part
+            assert stored[first] == stored[second] == 500 and set(stored) <= {first, second, refused}
+            assert stored.get(refused, 500) == 500
+        finally:
+            server.kill()
+            if _run("umount", str(tables)).returncode != 0:
+                _run("umount", "-l", str(tables))

@@ -37,7 +37,8 @@ def alive(pid: int) -> bool:
 
 def test_workers_die_with_a_killed_server(tmp_path):
     """After kill -9 of the server, no ingest worker is left running."""
-    server = ServerProcess(tmp_path / "data").start()
+    # The corpus keeps its capture timestamps; a long retention keeps them from being refused as they age.
+    server = ServerProcess(tmp_path / "data", extra_args=["--retention-days", "3650"]).start()
     body = (CORPUS / "openlit" / "chat.traces.pb").read_bytes()
     assert httpx.post(server.url + "/v1/traces", content=body, headers=PB, timeout=30).status_code == 200
     workers = children(server.proc.pid)
@@ -51,7 +52,7 @@ def test_workers_die_with_a_killed_server(tmp_path):
 
 def test_in_process_decoding_gives_the_same_answers(tmp_path):
     """--ingest-workers 0 decodes in the server process and stores the same facts."""
-    server = ServerProcess(tmp_path / "data", extra_args=["--ingest-workers", "0"]).start()
+    server = ServerProcess(tmp_path / "data", extra_args=["--ingest-workers", "0", "--retention-days", "3650"]).start()
     try:
         body = (CORPUS / "phoenix" / "chat.traces.pb").read_bytes()
         assert httpx.post(server.url + "/v1/traces", content=body, headers=PB, timeout=30).status_code == 200

@@ -45,11 +45,12 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(tmp_path,
     lines = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert len(lines) == 2, lines
     assert lines[0][0] == "ERROR" and "the store refuses writes: " in lines[0][1] and "below the floor" in lines[0][1]
-    assert lines[1][0] == "WARNING" and "recovered after" in lines[1][1] and "(50 failed attempts meanwhile)" in lines[1][1]
+    assert lines[1][0] == "WARNING" and lines[1][1].startswith("the store takes writes again after ")
+    assert lines[1][1].endswith(" s (50 failed meanwhile)")
 
 
 def test_outage_log_counts_a_new_outage_afresh(caplog):
-    outage = OutageLog(logging.getLogger("test.outage"), "inserts fail")
+    outage = OutageLog(logging.getLogger("test.outage"), "inserts fail", "inserts succeed again")
     with caplog.at_level(logging.INFO, logger="test.outage"):
         outage.ok()
         outage.failing("disk full")
@@ -59,9 +60,9 @@ def test_outage_log_counts_a_new_outage_afresh(caplog):
         outage.ok()
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0] == "inserts fail: disk full (logged once until it recovers)"
-    assert "(2 failed attempts meanwhile)" in messages[1]
+    assert messages[1].startswith("inserts succeed again after ") and messages[1].endswith("(2 failed meanwhile)")
     assert messages[2] == "inserts fail: read-only (logged once until it recovers)"
-    assert "(1 failed attempts meanwhile)" in messages[3] and len(messages) == 4
+    assert messages[3].endswith("(1 failed meanwhile)") and len(messages) == 4
 
 
 def test_min_free_disk_mb_setting(tmp_path):

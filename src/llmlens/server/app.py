@@ -17,7 +17,7 @@ from llmlens.server.api.errors import install_error_handlers
 from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
 from llmlens.server.api.ui import router as ui_router
-from llmlens.server.normalise import build_cost_model
+from llmlens.server.normalise import TimeWindow, build_cost_model
 from llmlens.server.receive.grpc import grpc_service
 from llmlens.server.receive.http import otlp_routes
 from llmlens.server.receive.pipeline import Ingestor
@@ -35,11 +35,12 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     """The app owns `store` from here on: it closes it when the lifespan ends."""
     # What every normalised batch is run through where it is built (see store/batch.py).
     derivations = DEFAULT_DERIVATIONS
+    window = TimeWindow(settings.retention_days, settings.max_future_skew_s)  # the times a record may carry
 
     def workers() -> ProcessPoolExecutor:
-        return start_workers(settings.ingest_workers, settings.prices_file, settings.mask_pii, derivations)
+        return start_workers(settings.ingest_workers, settings.prices_file, settings.mask_pii, derivations, window)
 
-    ingestor = Ingestor(store, build_cost_model(settings.prices_file, settings.mask_pii),
+    ingestor = Ingestor(store, build_cost_model(settings.prices_file, settings.mask_pii, window),
                         workers if settings.ingest_workers else None, derivations)
 
     # Started in this order, stopped in reverse: stop taking new exports, let in-flight ones

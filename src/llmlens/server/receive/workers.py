@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from llmlens.server.normalise import CostModel, build_cost_model
+from llmlens.server.normalise import CostModel, TimeWindow, build_cost_model
 from llmlens.server.signals import SIGNALS, BodyKind
 from llmlens.server.store.batch import DEFAULT_DERIVATIONS, Batch, Derivation
 
@@ -32,10 +32,11 @@ _cost: CostModel | None = None
 _derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS
 
 
-def _init_worker(prices_file: str | None, mask_pii: bool, derivations: Sequence[Derivation]) -> None:
+def _init_worker(prices_file: str | None, mask_pii: bool, derivations: Sequence[Derivation],
+                 window: TimeWindow | None) -> None:
     global _cost, _derivations
     _exit_with_parent()
-    _cost = build_cost_model(prices_file, mask_pii)
+    _cost = build_cost_model(prices_file, mask_pii, window)
     _derivations = derivations
     pa.array([0], pa.timestamp("ns"))  # pyarrow's first conversion costs ~0.2 s: pay it at start
     # A request's rows stay alive until its batch is frozen (~15k tuples, dicts and lists) and
@@ -104,8 +105,10 @@ def _ipc(table: pa.Table) -> bytes:
 
 
 def start_workers(count: int, prices_file: str | None, mask_pii: bool,
-                  derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS) -> ProcessPoolExecutor:
+                  derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS,
+                  window: TimeWindow | None = TimeWindow()) -> ProcessPoolExecutor:  # noqa: B008 -- frozen
     """Derivations must be module-level functions (they are pickled by name to the workers)."""
     # spawn, not fork: the parent has chDB's and grpc's threads running.
     return ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(prices_file, mask_pii, tuple(derivations)))
+                               initializer=_init_worker,
+                               initargs=(prices_file, mask_pii, tuple(derivations), window))

@@ -51,7 +51,8 @@ class ChdbBackend:
         self._lock = threading.Lock()
         self.disk = DiskWatch(self.path)
         self._checked = InsertCheck()
-        self._insert_outage = OutageLog(log, "inserts into the embedded store fail")
+        self._insert_outage = OutageLog(log, "inserts into the embedded store fail",
+                                        "inserts into the embedded store succeed again")
         self._conn()  # open now, so a locked directory fails at start-up, not at first query
 
     def _conn(self) -> Any:

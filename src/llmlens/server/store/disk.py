@@ -35,7 +35,7 @@ class DiskWatch:
     def __init__(self, path: str | Path, min_free_bytes: int = 0) -> None:
         self.path = Path(path)
         self.min_free_bytes = int(min_free_bytes)
-        self.outage = OutageLog(log, "the store refuses writes")
+        self.outage = OutageLog(log, "the store refuses writes", "the store takes writes again")
 
     def problem(self) -> str | None:
         """Why the directory cannot take writes now, or None. Logs the start and end of an outage."""

@@ -15,9 +15,10 @@ import time
 class OutageLog:
     """`failing(reason)` on every failure, `ok()` on every success; logs only the transitions."""
 
-    def __init__(self, logger: logging.Logger, what: str) -> None:
+    def __init__(self, logger: logging.Logger, failing: str, recovered: str) -> None:
         self._log = logger
-        self._what = what
+        self._failing = failing  # "the store refuses writes"
+        self._recovered = recovered  # "the store takes writes again"
         self._since: float | None = None
         self._failures = 0
         self._lock = threading.Lock()
@@ -33,7 +34,7 @@ class OutageLog:
                 return
             self._since = time.monotonic()
             self._failures = 1
-        self._log.error("%s: %s (logged once until it recovers)", self._what, reason)
+        self._log.error("%s: %s (logged once until it recovers)", self._failing, reason)
 
     def ok(self) -> None:
         if self._since is None:  # the common case: no lock on the hot path
@@ -44,4 +45,4 @@ class OutageLog:
             lasted, failures = time.monotonic() - self._since, self._failures
             self._since = None
         # WARNING, not INFO: whoever watches for the first line must see that it ended.
-        self._log.warning("%s: recovered after %.0f s (%d failed attempts meanwhile)", self._what, lasted, failures)
+        self._log.warning("%s after %.0f s (%d failed meanwhile)", self._recovered, lasted, failures)
