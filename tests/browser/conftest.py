@@ -42,13 +42,30 @@ def browser() -> Iterator[object]:
         instance.close()
 
 
+# Every page reports what its Content-Security-Policy blocked on the console, which the fixture
+# watches across navigations (Playwright's own init scripts are exempt from the policy).
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener('securitypolicyviolation', (e) => console.error(
+  `CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
 @pytest.fixture
-def page(browser) -> Iterator[object]:
+def csp_violations() -> list[str]:
+    """What the page fixture's Content-Security-Policy blocked; the fixture fails the test on any."""
+    return []
+
+
+@pytest.fixture
+def page(browser, csp_violations: list[str]) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: csp_violations.append(msg.text) if msg.text.startswith("CSP violation") else None)
     page.set_default_timeout(20_000)
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not csp_violations, f"the page did something its Content-Security-Policy forbids: {csp_violations}"

@@ -30,7 +30,8 @@ def after_render(page, action) -> None:
     """Run an action that reloads the page's data and wait for the new render."""
     before = int(page.evaluate("document.body.dataset.renders || '0'"))
     action()
-    page.wait_for_function(f"Number(document.body.dataset.renders || 0) > {before} && document.body.dataset.ready")
+    # A function, not an expression: Playwright evaluates an expression with eval(), which the CSP forbids.
+    page.wait_for_function(f"() => Number(document.body.dataset.renders || 0) > {before} && document.body.dataset.ready")
 
 
 def tile(page, name: str) -> tuple[float | None, str]:
@@ -302,4 +303,4 @@ def test_custom_time_range_and_auto_refresh(page, seeded_server) -> None:
     page.select_option("#auto-refresh", "10s")
     assert parse_qs(urlparse(page.url).query)["refresh"] == ["10s"]
     renders = int(page.evaluate("document.body.dataset.renders"))
-    page.wait_for_function(f"Number(document.body.dataset.renders) > {renders}", timeout=25_000)
+    page.wait_for_function(f"() => Number(document.body.dataset.renders) > {renders}", timeout=25_000)

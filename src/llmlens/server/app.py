@@ -16,6 +16,7 @@ from llmlens.server.api.auth import ApiKeyMiddleware
 from llmlens.server.api.errors import install_error_handlers
 from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
+from llmlens.server.api.security import HostCheckMiddleware, HostPolicy, SecurityHeadersMiddleware
 from llmlens.server.api.ui import router as ui_router
 from llmlens.server.normalise import TimeWindow, build_cost_model
 from llmlens.server.receive.grpc import grpc_service
@@ -63,6 +64,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
         version=__version__,
         description="OpenTelemetry-native observability for LLM applications: OTLP in, JSON API out.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs is the UI's own API reference (web/routes.py): no CDN
     )
     app.state.settings = settings
     app.state.store = store
@@ -76,4 +78,8 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=4096)
     if settings.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    # Added last, run first: a foreign Host is turned away before anything else, and every answer,
+    # a 401 or 400 included, carries the security headers.
+    app.add_middleware(HostCheckMiddleware, policy=HostPolicy.of(settings.api_key, settings.allowed_hosts))
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -64,6 +64,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("clickhouse_url", str, None,
             "use a ClickHouse server instead of the embedded store, e.g. http://user:pass@host:8123/db"),
     Setting("api_key", str, None, "bearer token required on OTLP and API requests", secret=True),
+    Setting("allowed_hosts", str, None,
+            "comma-separated Host names answered besides loopback ones (a reverse proxy's name; "
+            "*.example.com for subdomains, * for any); with an API key and none set, any Host is answered"),
     Setting("retention_days", int, 30, "days to keep data (ClickHouse TTL); older records are rejected"),
     Setting("max_future_skew_s", float, 3600.0,
             "seconds a record's time may lie ahead of the server's clock; later ones are rejected"),
@@ -104,6 +107,7 @@ class ServerSettings:
     grpc_port: int
     clickhouse_url: str | None
     api_key: str | None
+    allowed_hosts: str | None
     retention_days: int
     max_future_skew_s: float
     min_free_disk_mb: int

@@ -7,68 +7,62 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.staticfiles import StaticFiles
 
-from llmlens import __version__
+from llmlens.server.web.api_reference import reference
+from llmlens.server.web.login import router as login_router
+from llmlens.server.web.pages import render
 
-_HERE = Path(__file__).parent
-_templates = Jinja2Templates(directory=str(_HERE / "templates"))
 # Served through a route (not app.mount) so that including this router is all the wiring needed.
-_static = StaticFiles(directory=str(_HERE / "static"))
+_static = StaticFiles(directory=str(Path(__file__).parent / "static"))
 _HEX_ID = re.compile(r"^[0-9A-Za-z_\-.:]{1,128}$")
 
 router = APIRouter(include_in_schema=False)
-
-PAGES = {
-    "overview": ("/", "Overview"),
-    "traces": ("/traces", "Traces"),
-    "sessions": ("/sessions", "Sessions"),
-    "logs": ("/logs", "Logs"),
-    "costs": ("/costs", "Costs"),
-}
-
-
-def _page(request: Request, template: str, nav: str, title: str, **context: object) -> HTMLResponse:
-    return _templates.TemplateResponse(request, template, {
-        "title": title, "nav": nav, "pages": PAGES, "version": __version__, **context})
+router.include_router(login_router)
 
 
 @router.get("/", response_class=HTMLResponse)
 async def overview(request: Request) -> HTMLResponse:
-    return _page(request, "overview.html", "overview", "Overview")
+    return render(request, "overview.html", nav="overview", title="Overview")
 
 
 @router.get("/traces", response_class=HTMLResponse)
 async def traces(request: Request) -> HTMLResponse:
-    return _page(request, "traces.html", "traces", "Traces")
+    return render(request, "traces.html", nav="traces", title="Traces")
 
 
 @router.get("/traces/{trace_id}", response_class=HTMLResponse)
 async def trace(request: Request, trace_id: str) -> HTMLResponse:
     if not _HEX_ID.match(trace_id):
         raise HTTPException(404, "no such trace")
-    return _page(request, "trace.html", "traces", f"Trace {trace_id[:8]}", trace_id=trace_id)
+    return render(request, "trace.html", nav="traces", title=f"Trace {trace_id[:8]}", trace_id=trace_id)
 
 
 @router.get("/sessions", response_class=HTMLResponse)
 async def sessions(request: Request) -> HTMLResponse:
-    return _page(request, "sessions.html", "sessions", "Sessions")
+    return render(request, "sessions.html", nav="sessions", title="Sessions")
 
 
 @router.get("/sessions/{session_id:path}", response_class=HTMLResponse)
 async def session(request: Request, session_id: str) -> HTMLResponse:
-    return _page(request, "session.html", "sessions", "Session", session_id=session_id)
+    return render(request, "session.html", nav="sessions", title="Session", session_id=session_id)
 
 
 @router.get("/logs", response_class=HTMLResponse)
 async def logs(request: Request) -> HTMLResponse:
-    return _page(request, "logs.html", "logs", "Logs")
+    return render(request, "logs.html", nav="logs", title="Logs")
 
 
 @router.get("/costs", response_class=HTMLResponse)
 async def costs(request: Request) -> HTMLResponse:
-    return _page(request, "costs.html", "costs", "Costs")
+    return render(request, "costs.html", nav="costs", title="Costs")
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def api_docs(request: Request) -> HTMLResponse:
+    """The API reference, rendered here from the OpenAPI document (no third-party script or CDN)."""
+    groups = reference(request.app.openapi())
+    return render(request, "docs.html", nav="", title="API reference", groups=groups)
 
 
 @router.get("/static/{path:path}")

@@ -10,6 +10,7 @@ import { timebar } from './lib/timebar.js';
 
 const DIMENSIONS = [['model', 'Model'], ['app', 'App'], ['department', 'Department'], ['user', 'User'], ['service', 'Service']];
 const form = $('#filters');
+form.addEventListener('submit', (event) => event.preventDefault());  // filters apply on change
 const groupBy = h('select', { id: 'group-by', name: 'group_by' }, DIMENSIONS.map(([v, l]) => h('option', { value: v }, l)));
 groupBy.value = state.get('group_by', 'model');
 const load = latestOnly(

@@ -10,6 +10,7 @@ import { filterSelect, timebar } from './lib/timebar.js';
 
 const FILTERS = [['service', 'Service'], ['app', 'App'], ['department', 'Department'], ['model', 'Model']];
 const form = $('#filters');
+form.addEventListener('submit', (event) => event.preventDefault());  // filters apply on change
 const load = latestOnly(
   () => getJSON('/api/v1/overview', { ...state.timeParams(), ...Object.fromEntries(FILTERS.map(([k]) => [k, state.get(k)])) }),
   render,
@@ -51,7 +52,7 @@ function renderModels(models) {
   clear($('#models'), models.map((m, i) => h('li', { 'data-model': m.model, 'data-requests': m.requests },
     h('span', { class: 'name', title: m.model }, m.model),
     h('span', { class: 'track', role: 'presentation' },
-      h('span', { class: 'fill', style: `width:${(m.share * 100).toFixed(1)}%;background:${PALETTE[i % PALETTE.length]}` })),
+      h('span', { class: 'fill', style: { width: `${(m.share * 100).toFixed(1)}%`, background: PALETTE[i % PALETTE.length] } })),
     h('span', { class: 'num' }, `${f.pct(m.share)}`))));
 }
 

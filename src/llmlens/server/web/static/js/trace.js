@@ -64,9 +64,9 @@ function renderBreakdown() {
   const color = (i) => PALETTE[i % PALETTE.length];
   clear($('#breakdown'),
     h('div', { class: 'stack', role: 'img', 'aria-label': steps.map((s) => `${s.step} ${f.pct(s.share)}`).join(', ') },
-      steps.map((s, i) => h('span', { style: `width:${(s.share * 100).toFixed(2)}%;background:${color(i)}`, title: `${s.step}: ${f.pct(s.share)}` }))),
+      steps.map((s, i) => h('span', { style: { width: `${(s.share * 100).toFixed(2)}%`, background: color(i) }, title: `${s.step}: ${f.pct(s.share)}` }))),
     table([
-      { key: 'step', label: 'Step', render: (r) => [h('span', { class: 'svc', style: `display:inline-block;width:10px;height:10px;margin-right:6px;background:${color(steps.indexOf(r))}` }), r.step] },
+      { key: 'step', label: 'Step', render: (r) => [h('span', { class: 'swatch', style: { background: color(steps.indexOf(r)) } }), r.step] },
       { key: 'spans', label: 'Spans', num: true, render: (r) => f.int(r.spans) },
       { key: 'self_ms', label: 'Own time', num: true, render: (r) => f.ms(r.self_ms) },
       { key: 'share', label: 'Share of trace', num: true, render: (r) => f.pct(r.share) },
@@ -76,7 +76,7 @@ function renderBreakdown() {
 function renderWaterfall() {
   const services = [...new Set(spans.map((s) => s.service))];
   const colorOf = (svc) => PALETTE[services.indexOf(svc) % PALETTE.length];
-  const list = h('ul', { style: 'list-style:none;margin:0;padding:0' });
+  const list = h('ul');
   for (const span of spans) {
     const left = (span.offsetMs / spans.totalMs) * 100 || 0;
     const width = Math.max((span.duration_ms / spans.totalMs) * 100, 0.3) || 0.3;
@@ -84,12 +84,12 @@ function renderWaterfall() {
       type: 'button', class: 'row', 'data-span-id': span.span_id, 'aria-pressed': 'false',
       'aria-label': `${span.service} ${span.name}, ${f.ms(span.duration_ms)}${span.status === 'error' ? ', error' : ''}`,
       onclick: () => select(span.span_id), onkeydown: moveFocus },
-    h('span', { class: 'label', style: `padding-left:${span.depth * 14}px` },
-      h('span', { class: 'svc', style: `background:${colorOf(span.service)}` }),
+    h('span', { class: 'label', style: { paddingLeft: `${span.depth * 14}px` } },
+      h('span', { class: 'svc', style: { background: colorOf(span.service) } }),
       span.llm ? h('strong', {}, span.name) : span.name,
       h('span', { class: 'muted' }, ` · ${span.service}`)),
     h('span', { class: 'lane' },
-      h('span', { class: `bar${span.status === 'error' ? ' error' : ''}`, style: `left:${left}%;width:${width}%;background:${colorOf(span.service)}` })),
+      h('span', { class: `bar${span.status === 'error' ? ' error' : ''}`, style: { left: `${left}%`, width: `${width}%`, background: colorOf(span.service) } })),
     h('span', { class: 'dur' }, f.ms(span.duration_ms)))));
   }
   clear($('#waterfall'), list);
@@ -125,11 +125,11 @@ function dl(pairs) {
 function renderDetails(span) {
   const llm = span.llm;
   clear($('#details'),
-    h('h3', { style: 'margin:0 0 8px;font-size:14px' }, span.name),
+    h('h3', { class: 'span-title' }, span.name),
     dl([['Service', span.service], ['Kind', span.kind], ['Status', h('span', { class: `badge ${span.status === 'error' ? 'error' : 'ok'}` }, span.status)],
       ['Status message', span.status_message], ['Start', f.time(span.start_time)], ['Duration', f.ms(span.duration_ms)],
       ['Span id', h('span', { class: 'mono' }, span.span_id)], ['Parent', span.parent_span_id ? h('span', { class: 'mono' }, span.parent_span_id) : f.dash]]),
-    llm ? [h('h3', { style: 'font-size:14px' }, 'LLM call'),
+    llm ? [h('h3', {}, 'LLM call'),
       h('div', { 'data-testid': 'llm-details' }, dl([
         ['Operation', llm.operation], ['Provider', llm.provider], ['Model', `${llm.request_model || f.dash}${llm.response_model && llm.response_model !== llm.request_model ? ` → ${llm.response_model}` : ''}`],
         ['Tokens in / out', `${f.int(llm.input_tokens)} / ${f.int(llm.output_tokens)}`],
@@ -142,11 +142,11 @@ function renderDetails(span) {
         ['User', llm.user_id], ['App / department', `${llm.app || f.dash} / ${llm.department || f.dash}`]])),
       h('h4', {}, 'Prompt'), h('pre', { 'data-testid': 'llm-input' }, llm.input || '(not captured)'),
       h('h4', {}, 'Response'), h('pre', { 'data-testid': 'llm-output' }, llm.output || '(not captured)')] : null,
-    h('h3', { style: 'font-size:14px' }, 'Attributes'), kv(span.attributes, 'Span attributes'),
-    h('h3', { style: 'font-size:14px' }, 'Resource'), kv(span.resource, 'Resource attributes'),
-    h('h3', { style: 'font-size:14px' }, `Events (${span.events.length})`),
+    h('h3', {}, 'Attributes'), kv(span.attributes, 'Span attributes'),
+    h('h3', {}, 'Resource'), kv(span.resource, 'Resource attributes'),
+    h('h3', {}, `Events (${span.events.length})`),
     span.events.length ? h('ul', {}, span.events.map((e) => h('li', {}, h('strong', {}, e.name), ` at ${f.time(e.time)}`, kv(e.attributes, 'Event attributes')))) : h('p', { class: 'muted' }, 'No events.'),
-    span.links.length ? [h('h3', { style: 'font-size:14px' }, 'Links'), h('ul', {}, span.links.map((l) => h('li', {},
+    span.links.length ? [h('h3', {}, 'Links'), h('ul', {}, span.links.map((l) => h('li', {},
       h('a', { href: `/traces/${l.trace_id}` }, `${f.shortId(l.trace_id)} / ${l.span_id}`))))] : null);
 }
 

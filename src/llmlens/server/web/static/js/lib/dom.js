@@ -8,6 +8,11 @@ export function h(tag, attrs = {}, ...children) {
     else if (key === 'dataset') Object.assign(el.dataset, value);
     else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
     else if (key === 'text') el.textContent = value;
+    // CSSOM, not a style attribute: the Content-Security-Policy blocks style attributes.
+    else if (key === 'style') {
+      if (typeof value !== 'object') throw new TypeError('h(): style must be an object of properties');
+      Object.assign(el.style, value);
+    }
     else el.setAttribute(key, value === true ? '' : value);
   }
   append(el, children);
