@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from llmlens.server.query.traceql import CompiledQuery
+from llmlens.server.query.traces import add_unpriced_counts
 from llmlens.server.query.window import Window, rfc3339
 
 
@@ -63,7 +64,7 @@ def search_sql(compiled: CompiledQuery) -> str:
 async def search_traces(store: Store, compiled: CompiledQuery, window: Window, limit: int) -> list[dict[str, Any]]:
     params = {**compiled.params, **window.params(), "limit": limit}
     rows = await store.fetch(search_sql(compiled), params)
-    return [_item(row) for row in rows]
+    return await add_unpriced_counts(store, [_item(row) for row in rows])
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ GROUP BY SessionId ORDER BY max(Timestamp) DESC, session_id LIMIT {{limit:UInt32
 TURNS_SQL = f"""
 SELECT TraceId AS trace_id, formatDateTime(min(Timestamp), {_TIME}) AS first_call,
        count() AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens,
-       sum(CostUsd) AS cost_usd, countIf(IsError) AS llm_errors,
+       sum(CostUsd) AS cost_usd, countIf(NOT Priced) AS unpriced_requests, countIf(IsError) AS llm_errors,
        groupUniqArrayIf(5)(UserId, UserId != '') AS users,
        argMin(SpanId, Timestamp) AS first_span, argMax(SpanId, Timestamp) AS last_span
 FROM llm_calls WHERE {{where}}
@@ -93,6 +93,7 @@ async def get_session(store: Store, window: Window, session_id: str) -> dict[str
         "input_tokens": sum(t["input_tokens"] for t in items),
         "output_tokens": sum(t["output_tokens"] for t in items),
         "cost_usd": sum(t["cost_usd"] for t in items),
+        "unpriced_requests": sum(t["unpriced_requests"] for t in items),
         "errors": sum(1 for t in items if t["error"]),
         "users": sorted({u for t in turns for u in t["users"]}),
         "traces": items,
@@ -113,6 +114,7 @@ def _turn(number: int, turn: dict[str, Any], trace: dict[str, Any],
         "input_tokens": int(turn["input_tokens"]),
         "output_tokens": int(turn["output_tokens"]),
         "cost_usd": float(turn["cost_usd"]),
+        "unpriced_requests": int(turn["unpriced_requests"]),
         "error": int(turn["llm_errors"]) > 0 or int(trace.get("error_spans") or 0) > 0,
         "input_preview": semconv.content(attributes.get(turn["first_span"], {}))[0][:PREVIEW_CHARS],
         "output_preview": semconv.content(attributes.get(turn["last_span"], {}))[1][:PREVIEW_CHARS],

@@ -11,6 +11,7 @@ from typing import Any
 
 from llmlens import semconv
 from llmlens.server.errors import BadParameter
+from llmlens.server.query.llm_filter import MODEL_CALLS
 from llmlens.server.query.window import Window, rfc3339, sql_time
 from llmlens.server.store import Store
 
@@ -82,7 +83,7 @@ async def list_traces(store: Store, window: Window, filters: TraceFilters, limit
         if len(rows) > limit or lo == window.start:
             break
     page, more = rows[:limit], len(rows) > limit
-    items = [trace_item(row) for row in page]
+    items = await add_unpriced_counts(store, [trace_item(row) for row in page])
     next_cursor = encode_cursor(page[-1]["start_time"], page[-1]["trace_id"]) if more and page else None
     return {"items": items, "next_cursor": next_cursor}
 
@@ -160,6 +161,41 @@ def trace_item(row: dict[str, Any]) -> dict[str, Any]:
         "output_tokens": int(row["output_tokens"]),
         "cost_usd": round(float(row["cost_usd"]), 10),
     }
+
+
+# trace_index sums cost but cannot tell a call priced at $0 from one with no known price: the
+# unpriced model calls are counted from llm_calls, for the listed traces only and within their times.
+_UNPRICED_SQL = f"""
+    SELECT TraceId AS trace_id, uniqExactIf(SpanId, NOT Priced) AS unpriced
+    FROM llm_calls
+    WHERE Timestamp >= {{first:DateTime64(9)}}
+      AND Timestamp <= {{last:DateTime64(9)}} + toIntervalMillisecond({{span_ms:UInt64}})
+      AND TraceId IN {{ids:Array(String)}} AND {MODEL_CALLS}
+    GROUP BY TraceId
+"""
+
+
+async def add_unpriced_counts(store: Store, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sets each trace item's `unpriced_requests`: its model calls without a known price (their cost
+    is not in `cost_usd`, so a list must not show that sum as the trace's whole cost)."""
+    for item in items:
+        item["unpriced_requests"] = 0
+    with_calls = [item for item in items if item["llm_calls"]]
+    if not with_calls:
+        return items
+    starts = sorted(item["start_time"] for item in with_calls)  # RFC 3339, one format: sorts as time
+    longest_ms = max(item["duration_ms"] for item in with_calls)
+    params = {"ids": [item["trace_id"] for item in with_calls], "first": _from_rfc3339(starts[0]),
+              "last": _from_rfc3339(starts[-1]), "span_ms": int(longest_ms) + 1}
+    counts = {row["trace_id"]: int(row["unpriced"]) for row in await store.fetch(_UNPRICED_SQL, params)}
+    for item in with_calls:
+        item["unpriced_requests"] = counts.get(item["trace_id"], 0)
+    return items
+
+
+def _from_rfc3339(text: str) -> str:
+    """'2025-01-02T03:04:05.123456Z' -> ClickHouse's text form (parameters parse only that)."""
+    return text.replace("T", " ").removesuffix("Z")
 
 
 _SPAN_SQL = """
@@ -271,4 +307,5 @@ def sql_time_ns(ns: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{rest:09d}"
 
 
-__all__ = ["TraceFilters", "get_trace", "list_traces", "llm_facts", "normalise_trace_id", "sql_time", "trace_item"]
+__all__ = ["TraceFilters", "add_unpriced_counts", "get_trace", "list_traces", "llm_facts",
+           "normalise_trace_id", "sql_time", "trace_item"]

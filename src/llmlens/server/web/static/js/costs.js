@@ -1,6 +1,7 @@
 // Costs: spend by model, app, department, user or service over time (GET /api/v1/costs).
 import { getJSON } from './lib/api.js';
 import { timeChart } from './lib/charts.js';
+import { cost } from './lib/cost.js';
 import { $, clear, emptyState, h, otelHint, tile } from './lib/dom.js';
 import * as f from './lib/format.js';
 import { latestOnly } from './lib/loader.js';
@@ -26,7 +27,8 @@ function render(data) {
   const t = data.totals;
   const dimension = DIMENSIONS.find(([v]) => v === data.group_by)[1];
   clear($('#tiles'),
-    tile('cost', 'Total spend', f.usd(t.cost_usd), t.cost_usd),
+    tile('cost', 'Total spend', cost(t.cost_usd, t.unpriced_requests, t.requests), t.cost_usd,
+      t.unpriced_requests ? 'priced calls only' : ''),
     tile('per-1k', 'Spend per 1,000 tokens', t.cost_per_1k_tokens === null ? f.dash : f.usd(t.cost_per_1k_tokens), t.cost_per_1k_tokens, 'priced calls only'),
     tile('priced', 'Priced calls', f.int(t.priced_requests), t.priced_requests),
     tile('unpriced', 'Unpriced calls', f.int(t.unpriced_requests), t.unpriced_requests,
@@ -38,13 +40,13 @@ function render(data) {
     return;
   }
   timeChart($('#chart-spend'), { title: `Spend by ${dimension.toLowerCase()}`, buckets: data.series.buckets, fmt: f.usd,
-    series: data.series.keys.map((k) => ({ label: k || '(none)', values: data.series.values[k] })) });
+    series: data.series.keys.map((k) => ({ label: seriesLabel(k, data.breakdown), values: data.series.values[k] })) });
   clear($('#breakdown'), table([
     { key: 'key', label: dimension, render: (r) => r.key || h('span', { class: 'muted' }, '(none)') },
     { key: 'requests', label: 'Calls', num: true, render: (r) => f.int(r.requests) },
     { key: 'unpriced_requests', label: 'Unpriced', num: true, render: (r) => (r.unpriced_requests ? h('span', { class: 'badge warn' }, f.int(r.unpriced_requests)) : '0') },
     { key: 'tokens', label: 'Tokens in / out', num: true, render: (r) => `${f.int(r.input_tokens)} / ${f.int(r.output_tokens)}` },
-    { key: 'cost_usd', label: 'Spend', num: true, render: (r) => f.usd(r.cost_usd) },
+    { key: 'cost_usd', label: 'Spend', num: true, render: (r) => cost(r.cost_usd, r.unpriced_requests, r.requests) },
     { key: 'cost_per_1k_tokens', label: 'Per 1,000 tokens', num: true, render: (r) => (r.cost_per_1k_tokens === null ? f.dash : f.usd(r.cost_per_1k_tokens)) },
     { key: 'share', label: 'Share', num: true, render: (r) => f.pct(r.share) },
   ], data.breakdown, { caption: `Spend by ${dimension}`, testid: 'costs-table',
@@ -60,6 +62,14 @@ function render(data) {
       { key: 'tokens', label: 'Tokens in / out', num: true, render: (r) => `${f.int(r.input_tokens)} / ${f.int(r.output_tokens)}` },
     ], data.unpriced, { caption: 'Unpriced calls', testid: 'unpriced-table' }));
   }
+}
+
+// A line's name says when its spend leaves calls out: an unpriced model's line is not a real $0.
+function seriesLabel(key, breakdown) {
+  const row = breakdown.find((r) => r.key === key);
+  const name = key || '(none)';
+  if (!row || !row.unpriced_requests) return name;
+  return row.unpriced_requests >= row.requests ? `${name} (unpriced)` : `${name} (${row.unpriced_requests} calls unpriced)`;
 }
 
 load();

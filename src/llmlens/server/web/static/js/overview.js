@@ -1,6 +1,7 @@
 // Overview: LLM totals, time series and breakdowns from GET /api/v1/overview.
 import { getJSON } from './lib/api.js';
 import { barChart, PALETTE, timeChart } from './lib/charts.js';
+import { cost } from './lib/cost.js';
 import { $, clear, emptyState, h, otelHint, tile } from './lib/dom.js';
 import * as f from './lib/format.js';
 import { latestOnly } from './lib/loader.js';
@@ -32,7 +33,7 @@ function render(data) {
   $('#dashboard').hidden = t.requests === 0;
   clear($('#tiles'),
     tile('request-rate', 'Request rate', f.rate(t.request_rate_per_s), t.request_rate_per_s, `${f.int(t.requests)} requests`),
-    tile('cost', 'Total cost', f.usd(t.cost_usd), t.cost_usd, `${f.int(t.unpriced_requests)} unpriced`, t.unpriced_requests ? 'warn' : ''),
+    tile('cost', 'Total cost', cost(t.cost_usd, t.unpriced_requests, t.requests), t.cost_usd, `${f.int(t.unpriced_requests)} unpriced`, t.unpriced_requests ? 'warn' : ''),
     tile('successes', 'Successful', f.int(t.successes), t.successes),
     tile('errors', 'Failed', f.int(t.errors), t.errors, `${f.pct(t.error_rate)} error rate`, t.errors ? 'bad' : ''),
     tile('models', 'Models in use', f.int(t.models), t.models),
@@ -74,7 +75,8 @@ function renderCharts(data) {
     { label: 'input', values: col('input_tokens') }, { label: 'output', values: col('output_tokens') }] });
   timeChart($('#chart-tokens-cost'), { title: 'Tokens versus cost', buckets: b, fmt: f.int, fmt2: f.usd, series: [
     { label: 'tokens', values: s.map((r) => r.input_tokens + r.output_tokens) },
-    { label: 'cost', values: col('cost_usd'), scale: 'y2', fmt: f.usd, color: PALETTE[2] }] });
+    { label: data.totals.unpriced_requests ? 'cost (priced calls only)' : 'cost', values: col('cost_usd'), scale: 'y2',
+      fmt: f.usd, color: PALETTE[2] }] });
   timeChart($('#chart-errors'), { title: 'Error rate', buckets: b, fmt: (v) => f.pct(v, 0), series: [
     { label: 'error rate', values: col('error_rate'), color: PALETTE[4], fmt: (v) => f.pct(v) }] });
   const hist = data.duration_histogram;
@@ -96,7 +98,7 @@ function renderTables(data) {
     { key: 'app', label: 'App', render: (r) => r.app || h('span', { class: 'muted' }, '(none)') },
     { key: 'requests', label: 'Requests', num: true, render: (r) => f.int(r.requests) },
     { key: 'tokens', label: 'Tokens', num: true, render: (r) => f.int(r.input_tokens + r.output_tokens) },
-    { key: 'cost_usd', label: 'Cost', num: true, render: (r) => f.usd(r.cost_usd) },
+    { key: 'cost_usd', label: 'Cost', num: true, render: (r) => cost(r.cost_usd, r.unpriced_requests, r.requests) },
     { key: 'unpriced', label: 'Unpriced', num: true, render: (r) => f.int(r.unpriced_requests) },
   ], data.cost_by, { caption: 'Cost by department and app', testid: 'cost-by-table',
     rowAttrs: (r) => ({ 'data-cost': r.cost_usd, 'data-requests': r.requests }) }));

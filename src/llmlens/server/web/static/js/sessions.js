@@ -1,5 +1,6 @@
 // Sessions: conversations grouped by session id (GET /api/v1/sessions).
 import { getJSON } from './lib/api.js';
+import { cost } from './lib/cost.js';
 import { $, clear, emptyState, h } from './lib/dom.js';
 import * as f from './lib/format.js';
 import { latestOnly } from './lib/loader.js';
@@ -42,7 +43,7 @@ function render(items) {
     { key: 'turns', label: 'Turns', num: true, render: (r) => f.int(r.turns) },
     { key: 'duration_ms', label: 'Duration', num: true, render: (r) => f.ms(r.duration_ms) },
     { key: 'tokens', label: 'Tokens in / out', num: true, render: (r) => `${f.int(r.input_tokens)} / ${f.int(r.output_tokens)}` },
-    { key: 'cost_usd', label: 'Cost', num: true, render: (r) => f.usd(r.cost_usd) },
+    { key: 'cost_usd', label: 'Cost', num: true, render: (r) => cost(r.cost_usd, r.unpriced_requests, r.llm_calls) },
     { key: 'errors', label: 'Errors', num: true, render: (r) => (r.errors ? h('span', { class: 'badge error' }, f.int(r.errors)) : '0') },
     { key: 'users', label: 'Users', render: (r) => r.users.join(', ') || f.dash },
     { key: 'apps', label: 'Apps', render: (r) => r.apps.join(', ') || f.dash },

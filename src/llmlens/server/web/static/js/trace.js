@@ -1,6 +1,7 @@
 // One trace: summary, latency breakdown per step, waterfall, span details (LLM prompt/response), logs.
 import { getJSON } from './lib/api.js';
 import { PALETTE } from './lib/charts.js';
+import { cost } from './lib/cost.js';
 import { $, clear, emptyState, h, markReady, setBusy, showError } from './lib/dom.js';
 import * as f from './lib/format.js';
 import * as state from './lib/state.js';
@@ -43,6 +44,7 @@ function renderSummary() {
   const llm = spans.filter((s) => s.llm && MODEL_OPERATIONS.has(s.llm.operation));
   const sum = (key) => llm.reduce((acc, s) => acc + (s.llm[key] || 0), 0);
   const priced = llm.filter((s) => s.llm.priced);
+  const pricedCost = priced.reduce((acc, s) => acc + s.llm.cost_usd, 0);
   const ttft = llm.map((s) => s.llm.ttft_ms).filter((v) => v !== null && v !== undefined);
   const errors = spans.filter((s) => s.status === 'error').length;
   const services = [...new Set(spans.map((s) => s.service))];
@@ -54,8 +56,8 @@ function renderSummary() {
     tile('errors', 'Errors', f.int(errors), errors),
     tile('llm-calls', 'LLM calls', f.int(llm.length), llm.length),
     tile('tokens', 'Tokens in / out', `${f.int(sum('input_tokens'))} / ${f.int(sum('output_tokens'))}`, sum('input_tokens') + sum('output_tokens')),
-    tile('cost', 'Cost', f.usd(priced.reduce((acc, s) => acc + s.llm.cost_usd, 0)),
-      priced.reduce((acc, s) => acc + s.llm.cost_usd, 0), llm.length > priced.length ? `${llm.length - priced.length} unpriced` : ''),
+    tile('cost', 'Cost', cost(pricedCost, llm.length - priced.length, llm.length), pricedCost,
+      llm.length > priced.length ? `${llm.length - priced.length} of ${llm.length} calls unpriced` : ''),
     tile('ttft', 'First token', ttft.length ? f.ms(ttft[0]) : f.dash, ttft.length ? ttft[0] : null));
 }
 

@@ -1,5 +1,6 @@
 // Traces: search by query language (GET /api/v1/search) or by filters (GET /api/v1/traces).
 import { getJSON } from './lib/api.js';
+import { cost } from './lib/cost.js';
 import { $, clear, emptyState, h, markReady, otelHint, setBusy, showError } from './lib/dom.js';
 import * as f from './lib/format.js';
 import * as state from './lib/state.js';
@@ -105,7 +106,7 @@ function render(data, append, q) {
     { key: 'span_count', label: 'Spans', num: true, render: (r) => f.int(r.span_count) },
     { key: 'llm_calls', label: 'LLM calls', num: true, render: (r) => f.int(r.llm_calls) },
     { key: 'tokens', label: 'Tokens in / out', num: true, render: (r) => `${f.int(r.input_tokens)} / ${f.int(r.output_tokens)}` },
-    { key: 'cost_usd', label: 'Cost', num: true, render: (r) => f.usd(r.cost_usd) },
+    { key: 'cost_usd', label: 'Cost', num: true, render: (r) => cost(r.cost_usd, r.unpriced_requests, r.llm_calls) },
     { key: 'error', label: 'Status', render: (r) => h('span', { class: `badge ${r.error ? 'error' : 'ok'}` }, r.error ? 'error' : 'ok') },
   ], shown, { caption: 'Matching traces', testid: 'traces-table',
     rowAttrs: (r) => ({ 'data-trace-id': r.trace_id }) }));
