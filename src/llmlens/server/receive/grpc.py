@@ -1,8 +1,8 @@
 """OTLP/gRPC: the trace, logs and metrics Export services, on grpc.aio in the server's loop.
 
 Status codes follow the OTLP spec: INVALID_ARGUMENT for bad data, RESOURCE_EXHAUSTED for a
-message over the size limit (grpc enforces it), UNAVAILABLE when the queue is full or the
-store failed (retryable), UNAUTHENTICATED without the API key.
+message over the size limit (grpc enforces it), UNAVAILABLE when the queue is full, the
+store failed or a decoder process died (retryable), UNAUTHENTICATED without the API key.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 
 import grpc
 
-from llmlens.server.errors import ServerError, Unavailable, answer
+from llmlens.server.errors import ServerError, StoreError, answer
 from llmlens.server.receive.pipeline import Ingestor
 from llmlens.server.services import Service
 from llmlens.server.settings import ServerSettings
@@ -30,7 +30,7 @@ def _export_handler(ingestor: Ingestor, signal: Signal):
             result = await ingestor.ingest(signal.name, body, "protobuf")
         except ServerError as exc:
             message = str(exc)
-            if isinstance(exc, Unavailable):
+            if isinstance(exc, StoreError):
                 log.error("could not ingest %s: %s", signal.name, exc)
                 message = "the store could not commit this batch; retry later"
             await context.abort(_STATUS_BY_CODE[answer(exc).grpc_code], message)

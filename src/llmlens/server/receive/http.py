@@ -2,7 +2,8 @@
 
 Answers follow the OTLP spec: 200 with an Export*ServiceResponse (partial_success when some
 items were rejected), 400 for bad data, 413 over the size limit, 415 for an unknown content
-type or encoding, 429/503 with Retry-After when the write queue is full or the store failed.
+type or encoding, 429/503 with Retry-After when the write queue is full, the store failed or a
+decoder process died.
 Error bodies are google.rpc.Status in the request's encoding.
 """
 
@@ -17,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmlens.server.errors import PayloadTooLarge, ServerError, Unavailable, answer, retry_after_header
+from llmlens.server.errors import PayloadTooLarge, ServerError, StoreError, answer, retry_after_header
 from llmlens.server.receive.http_body import content_kind, decompress
 from llmlens.server.receive.pipeline import Ingestor, IngestResult
 from llmlens.server.signals import SIGNALS, BodyKind, Signal
@@ -76,7 +77,7 @@ def _success(signal: Signal, result: IngestResult, kind: str) -> Response:
 def _error(exc: ServerError, signal: str, kind: str) -> Response:
     found = answer(exc)
     message = str(exc)
-    if isinstance(exc, Unavailable):
+    if isinstance(exc, StoreError):
         log.error("could not ingest %s: %s", signal, exc)
         message = "the store could not commit this batch; retry later"
     rpc = Status(code=found.grpc_code, message=message)

@@ -4,17 +4,21 @@ partial_success needs; raises the decode and store errors for the transport to m
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from llmlens.server.errors import PayloadError
+from llmlens.server.errors import Unavailable
 from llmlens.server.normalise import CostModel
 from llmlens.server.receive.workers import build_batch, build_in_worker
 from llmlens.server.signals import BodyKind
 from llmlens.server.store import Store
 from llmlens.server.store.batch import DEFAULT_DERIVATIONS, Batch, Derivation
+
+log = logging.getLogger("llmlens.receive")
 
 
 @dataclass(frozen=True)
@@ -37,20 +41,39 @@ class Ingestor:
         self.workers = start_workers() if start_workers else None
 
     async def build(self, signal: str, body: bytes, kind: BodyKind) -> Batch:
-        loop = asyncio.get_running_loop()
         if self.workers is None:
             return await asyncio.to_thread(build_batch, signal, body, kind, self.cost, self.derivations)
-        workers = self.workers
         try:
-            built = await loop.run_in_executor(workers, build_in_worker, signal, body, kind)
+            return await self._build_in_workers(signal, body, kind)
+        except BrokenProcessPool:
+            pass  # the pool was replaced: one more try on the new one
+        try:
+            return await self._build_in_workers(signal, body, kind)
         except BrokenProcessPool as exc:
-            # A worker died (out of memory, or a decoder crash on this body): replace the pool
-            # so the server keeps serving, and refuse the body rather than invite a retry loop.
-            if self.workers is workers and self._start_workers is not None:
-                self.workers = self._start_workers()
-                workers.shutdown(wait=False, cancel_futures=True)
-            raise PayloadError("the body could not be decoded: the decoder process died on it") from exc
+            # Twice in a row: the machine is killing workers (out of memory?) or this body crashes
+            # the decoder. Retryable either way from the client's side; never a 400 for data that
+            # may be fine.
+            log.error("an ingest worker died again while decoding a retried %s export; answered 503", signal)
+            raise Unavailable("the process decoding this export died; retry later") from exc
+
+    async def _build_in_workers(self, signal: str, body: bytes, kind: BodyKind) -> Batch:
+        workers = self.workers
+        assert workers is not None
+        try:
+            built = await asyncio.get_running_loop().run_in_executor(workers, build_in_worker, signal, body, kind)
+        except BrokenProcessPool:
+            self._replace_broken(workers)
+            raise
         return built.batch()
+
+    def _replace_broken(self, workers: ProcessPoolExecutor) -> None:
+        """Start a new pool in place of a broken one (once, however many requests it failed)."""
+        if self.workers is not workers or self._start_workers is None:
+            return
+        self.workers = self._start_workers()
+        log.error("an ingest worker process died (%s); started new workers, and the exports it was "
+                  "decoding are retried once", _exit_codes(workers))
+        workers.shutdown(wait=False, cancel_futures=True)
 
     async def ingest(self, signal: str, body: bytes, kind: BodyKind) -> IngestResult:
         with self.store.incoming():
@@ -62,3 +85,12 @@ class Ingestor:
     def close(self) -> None:
         if self.workers is not None:
             self.workers.shutdown(wait=True, cancel_futures=False)
+
+
+def _exit_codes(workers: ProcessPoolExecutor) -> str:
+    """How the pool's processes ended, for the log (-9: killed by SIGKILL, the OOM killer's signal)."""
+    codes: list[str] = []
+    with contextlib.suppress(Exception):  # the pool's process table is not public API
+        codes = [f"pid {pid} exit code {p.exitcode}" for pid, p in dict(workers._processes).items()
+                 if p.exitcode is not None]
+    return ", ".join(codes) or "exit code unknown"
