@@ -71,6 +71,6 @@ def test_a_version_2_store_upgrades_to_the_newest_schema_and_keeps_its_data(tmp_
     after = json.loads(_run(READ_AFTER_UPGRADE, data_dir))
     start_s = int(start) // 10**9
     assert after == {
-        "version": 5, "migrations": [1, 2, 3, 4, 5], "engine": "View", "spans": 3, "calls": 3,
+        "version": 6, "migrations": [1, 2, 3, 4, 5, 6], "engine": "View", "spans": 3, "calls": 3,
         "bounds": [{"s": start_s, "e": start_s + 4}],  # the last span ends 4 s after the first starts
     }
