@@ -4,8 +4,8 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 # Debian packages the tests drive for real: a browser for the UI tests, Prometheus (and promtool)
-# for the metrics tests.
-DEBIAN_PACKAGES ?= chromium prometheus
+# for the metrics tests, Alertmanager (and amtool) for the alerts tests.
+DEBIAN_PACKAGES ?= chromium prometheus prometheus-alertmanager
 
 .PHONY: test install system-deps lint bench
 

@@ -18,6 +18,7 @@ from llmlens.cli_checks import PortInUse, UsageError
 
 if TYPE_CHECKING:
     from llmlens.pricing import PriceBook
+    from llmlens.server.settings import ServerSettings
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmlens {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(sub)
+    _add_rules(sub)
     _add_pricing(sub)
     from llmlens.export import cli as export_cli
 
@@ -121,6 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
             except PortInUse as exc:
                 return _fail(str(exc))
     cli_checks.check_prices_file(settings.prices_file, origin("prices_file"))
+    _check_alert_rules(settings)
     if settings.clickhouse_url:
         cli_checks.check_clickhouse_url(settings.clickhouse_url, origin("clickhouse_url"))
     else:
@@ -165,6 +168,43 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+def _add_rules(sub: argparse._SubParsersAction) -> None:
+    rules = sub.add_parser("rules", help="alert rules: check a rules file",
+                           description="Alert rules are a YAML file (`llmlens serve --rules-file FILE`).")
+    rsub = rules.add_subparsers(title="rules commands", metavar="COMMAND")
+    check = rsub.add_parser("check", help="validate a rules file",
+                            description="Validate a rules file: exit 0 when valid, otherwise 2 with every "
+                                        "problem named by line, rule and field.")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(handler=_rules_check)
+    rules.set_defaults(handler=lambda _a: (rules.print_help(), EXIT_USAGE)[1])
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    from llmlens.server.alerts.rules import RulesError, load_rules_file
+
+    try:
+        found = load_rules_file(args.file)
+    except RulesError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{args.file}: {len(found)} rule{'' if len(found) == 1 else 's'}, valid")
+    return 0
+
+
+def _check_alert_rules(settings: ServerSettings) -> None:
+    """The server refuses to start on a bad rules file, with `llmlens rules check`'s message."""
+    from llmlens.server.alerts.rules import RulesError, check_receivers
+    from llmlens.server.alerts.service import build_notifier, load_all_rules
+    from llmlens.server.settings import SettingsError
+
+    try:
+        check_receivers(load_all_rules(settings), build_notifier(settings).names)
+    except (RulesError, SettingsError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 # --- pricing -------------------------------------------------------------------------------

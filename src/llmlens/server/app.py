@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from llmlens import __version__
+from llmlens.server.alerts.service import alerting
+from llmlens.server.api.alerts_routes import router as alerts_router
 from llmlens.server.api.auth import ApiKeyMiddleware
 from llmlens.server.api.errors import install_error_handlers
 from llmlens.server.api.routes import router as api_router
@@ -52,6 +54,8 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     ]
     if settings.grpc_port:
         services.append(grpc_service(ingestor, settings))
+    alerts = alerting(settings, store)  # raises RulesError on a bad rules file
+    services.append(alerts.service)  # started last, stopped first: it reads the store
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,9 +73,11 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.ingestor = ingestor
+    app.state.alerts = alerts
     install_error_handlers(app)
     app.router.routes.extend(otlp_routes())
     app.include_router(api_router)
+    app.include_router(alerts_router, tags=["alerts"])
     app.include_router(search_router, tags=["traces"])
     app.include_router(ui_router, tags=["ui"])
     app.include_router(web_router, include_in_schema=False)

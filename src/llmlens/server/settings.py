@@ -7,7 +7,9 @@ generates the `llmlens serve` flags and the README's table, so docs and code can
 Settings come in sections, each a table of the config file: `[server]` (read as the top-level
 attributes, `settings.http_port`) and one per feature (`[metrics]` -> `settings.metrics.max_series`).
 A section's flag and environment names carry its name: `--metrics-max-series`,
-`LLMLENS_METRICS_MAX_SERIES`.
+`LLMLENS_METRICS_MAX_SERIES`, except for a setting marked `unprefixed`, whose names are its
+own: the [alerts] table's `rules_file` is `--rules-file` and `LLMLENS_RULES_FILE`, the names
+Prometheus users know.
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ class Setting:
     help: str
     secret: bool = False
     section: str = "server"
+    unprefixed: bool = False  # flag and variable named without the section (still read from its table)
 
     @property
     def key(self) -> str:
         """Unique over all sections: the flag's and the environment variable's stem."""
-        return self.name if self.section == "server" else f"{self.section}_{self.name}"
+        return self.name if self.section == "server" or self.unprefixed else f"{self.section}_{self.name}"
 
     @property
     def env(self) -> str:
@@ -87,9 +90,33 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds a service-graph client or server span waits for its other half", section="metrics"),
     Setting("edge_max_pending", int, 10000,
             "unpaired service-graph spans held at most; past it the oldest expire", section="metrics"),
+    # [alerts]: rules, their evaluation and where alerts go (server/alerts/)
+    Setting("rules_file", str, None, "YAML file of alert rules, evaluated with the default rules (a rule of "
+            "the same name replaces a default one); check it with `llmlens rules check FILE`",
+            section="alerts", unprefixed=True),
+    Setting("rules_interval", str, "30s", "how often every alert rule is evaluated (a duration: 30s, 1m)",
+            section="alerts", unprefixed=True),
+    Setting("evaluate_alerts", bool, True, "evaluate alert rules in this process; with several replicas on one "
+            "ClickHouse, leave it on for exactly one", section="alerts", unprefixed=True),
+    Setting("alertmanager_url", str, None, "comma-separated Alertmanager URLs (v2 API), e.g. http://localhost:9093",
+            section="alerts", unprefixed=True),
+    Setting("external_url", str, None, "the address users open this server's UI at, for links in alerts "
+            "(default: http://HOST:HTTP_PORT)", section="alerts", unprefixed=True),
+    Setting("budget_timezone", str, "UTC", "IANA time zone of budget days, weeks and months, e.g. Europe/Paris",
+            section="alerts", unprefixed=True),
+    Setting("default_rules", bool, True, "evaluate the default alert rules (error rate, p95 latency, TTFT, daily "
+            "budget, quality drop, unpriced models, cost anomaly)", section="alerts"),
+    Setting("daily_budget_usd", float, 100.0, "amount of the default DailyBudget rules, in USD", section="alerts"),
+    Setting("webhooks", str, None, "comma-separated name=url JSON webhook receivers of alert state changes",
+            section="alerts"),
+    Setting("slack_webhooks", str, None, "comma-separated name=url Slack incoming webhooks for alert state changes",
+            secret=True, section="alerts"),
+    Setting("webhook_secret", str, None, "key of the HMAC-SHA256 signature header on webhook messages",
+            secret=True, section="alerts"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
-SECTIONS = ("server", "metrics")
+SECTIONS = ("server", "metrics", "alerts")
+
 
 
 @dataclass(frozen=True)
@@ -97,6 +124,32 @@ class MetricsSettings:
     max_series: int
     edge_wait_s: float
     edge_max_pending: int
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    rules_file: str | None
+    rules_interval: str
+    evaluate_alerts: bool
+    alertmanager_url: str | None
+    external_url: str | None
+    budget_timezone: str
+    default_rules: bool
+    daily_budget_usd: float
+    webhooks: str | None
+    slack_webhooks: str | None
+    webhook_secret: str | None
+
+    @property
+    def interval_s(self) -> int:
+        from llmlens.server.alerts.durations import parse_duration
+
+        text = self.rules_interval.strip()
+        return int(float(text)) if text.replace(".", "", 1).isdigit() else parse_duration(text)
+
+    @property
+    def alertmanager_urls(self) -> list[str]:
+        return [u.strip() for u in (self.alertmanager_url or "").split(",") if u.strip()]
 
 
 @dataclass(frozen=True)
@@ -119,6 +172,7 @@ class ServerSettings:
     query_timeout_s: float
     log_level: str
     metrics: MetricsSettings
+    alerts: AlertsSettings
 
     @property
     def backend(self) -> str:
@@ -134,7 +188,9 @@ class ServerSettings:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in SECTIONS:
-                shown[f.name] = {sub.name: getattr(value, sub.name) for sub in fields(value)}
+                secret = {s.name for s in SETTINGS if s.section == f.name and s.secret}
+                shown[f.name] = {sub.name: "***" if sub.name in secret and getattr(value, sub.name)
+                                 else getattr(value, sub.name) for sub in fields(value)}
             else:
                 shown[f.name] = "***" if value and _BY_KEY[f.name].secret else value
         if self.clickhouse_url and "@" in self.clickhouse_url:
@@ -169,7 +225,8 @@ def load_settings(
     server = values["server"]
     if not server["data_dir"]:
         server["data_dir"] = default_data_dir(env)
-    settings = ServerSettings(**server, metrics=MetricsSettings(**values["metrics"]))
+    settings = ServerSettings(**server, metrics=MetricsSettings(**values["metrics"]),
+                              alerts=AlertsSettings(**values["alerts"]))
     _validate(settings)
     return settings
 
@@ -258,8 +315,30 @@ def _validate(s: ServerSettings) -> None:
         raise SettingsError(f"metrics edge_wait_s must be between 0.1 and 600, got {m.edge_wait_s}")
     if not 100 <= m.edge_max_pending <= 10_000_000:
         raise SettingsError(f"metrics edge_max_pending must be between 100 and 10000000, got {m.edge_max_pending}")
+    _validate_alerts(s.alerts)
     if s.clickhouse_url and not s.clickhouse_url.startswith(("http://", "https://")):
         raise SettingsError(f"clickhouse_url must start with http:// or https://, got {s.clickhouse_url.split('@')[-1]!r}")
+
+
+def _validate_alerts(a: AlertsSettings) -> None:
+    from llmlens.server.alerts.periods import time_zone
+
+    try:
+        interval = a.interval_s
+    except ValueError:
+        raise SettingsError(f"rules_interval must be a duration like 30s or 1m, got {a.rules_interval!r}") from None
+    if not 1 <= interval <= 3600:
+        raise SettingsError(f"rules_interval must be between 1s and 1h, got {a.rules_interval!r}")
+    try:
+        time_zone(a.budget_timezone)
+    except ValueError as exc:
+        raise SettingsError(f"budget_timezone: {exc}") from None
+    if not 0 < a.daily_budget_usd <= 1e9:
+        raise SettingsError(f"alerts daily_budget_usd must be above 0 (USD), got {a.daily_budget_usd}")
+    for name, value in (("alertmanager_url", a.alertmanager_url), ("external_url", a.external_url)):
+        for url in (value or "").split(","):
+            if url.strip() and not url.strip().startswith(("http://", "https://")):
+                raise SettingsError(f"{name} must start with http:// or https://, got {url.strip()[:80]!r}")
 
 
 def is_loopback(host: str) -> bool:
