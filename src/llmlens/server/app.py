@@ -19,6 +19,7 @@ from llmlens.server.api.errors import install_error_handlers
 from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
 from llmlens.server.api.security import HostCheckMiddleware, HostPolicy, SecurityHeadersMiddleware
+from llmlens.server.api.services_routes import router as services_router
 from llmlens.server.api.ui import router as ui_router
 from llmlens.server.normalise import TimeWindow, build_cost_model
 from llmlens.server.receive.grpc import grpc_service
@@ -79,6 +80,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.include_router(api_router)
     app.include_router(alerts_router, tags=["alerts"])
     app.include_router(search_router, tags=["traces"])
+    app.include_router(services_router)
     app.include_router(ui_router, tags=["ui"])
     app.include_router(web_router, include_in_schema=False)
     app.add_middleware(GZipMiddleware, minimum_size=4096)
