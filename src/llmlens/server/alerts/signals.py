@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from llmlens.semconv import MODEL_OPERATIONS
 from llmlens.server.alerts.anomaly import anomaly_score, baseline_buckets
 from llmlens.server.alerts.catalogue import KEYS, SignalInfo, Source
-from llmlens.server.alerts.forecast import forecast_spend
+from llmlens.server.alerts.forecast import PROFILE_LOOKBACK_DAYS, forecast_spend
 from llmlens.server.alerts.periods import period_bounds
 from llmlens.server.alerts.rules import Rule
 from llmlens.server.query.window import sql_time
@@ -199,7 +199,7 @@ def _budget(rule: Rule, now: datetime, tz: ZoneInfo) -> Query:
 def _forecast(rule: Rule, now: datetime, tz: ZoneInfo) -> Query:
     assert rule.period is not None
     period_start, period_end = period_bounds(rule.period, now, tz)
-    lookback = max(timedelta(days=8), now - period_start)
+    lookback = max(timedelta(days=PROFILE_LOOKBACK_DAYS), now - period_start)
     params = _base_params(rule, now, now - lookback)
     params["period_start"] = sql_time(period_start)
     keys = _keys(rule)
@@ -225,7 +225,7 @@ def _forecast(rule: Rule, now: datetime, tz: ZoneInfo) -> Query:
         for g in groups.values():
             if g["samples"] < max(1, rule.min_samples):
                 continue
-            value = forecast_spend(g["spent"], g["hourly"], g["oldest"], hours_left)
+            value = forecast_spend(g["spent"], g["hourly"], g["oldest"], hours_left, now.astimezone(tz))
             out.append(Measurement(g["labels"], value, g["samples"], {
                 "spent_usd": round(g["spent"], 6), "period": rule.period.value,
                 "period_end": period_end.isoformat(), "history_hours": g["oldest"]}))
