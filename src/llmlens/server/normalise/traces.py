@@ -11,6 +11,7 @@ from llmlens.server.decode.spans import Resource, Span
 from llmlens.server.normalise.cost import CostModel, implausible_usage
 from llmlens.server.normalise.masking import mask_batch
 from llmlens.server.normalise.time_window import Bounds
+from llmlens.server.normalise.trace_context import TraceContext
 from llmlens.server.store.batch import Batch
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -30,16 +31,19 @@ def normalise_spans(resources: list[Resource], cost: CostModel) -> Batch:
     batch = Batch()
     rows = batch.rows("otel_traces")
     bounds = cost.window.now() if cost.window is not None else None
+    context = TraceContext()
     for resource, scopes in resources:
         service = resource.get("service.name") or "unknown_service"
         for scope_name, scope_version, spans in scopes:
             for span in spans:
                 problem = (_invalid(span, bounds)
-                           or _add_span(batch, rows, span, service, resource, scope_name, scope_version, cost, bounds))
+                           or _add_span(batch, rows, span, service, resource, scope_name, scope_version, cost, bounds,
+                                        context))
                 if problem:
                     batch.reject(problem)
                     continue
                 batch.accepted += 1
+    context.fill(batch.rows("llm_calls"))
     if cost.mask is not None:  # on the rows, so spans from the C decoder are masked too
         mask_batch(batch, cost.mask)
     return batch
@@ -64,7 +68,7 @@ def _invalid(span: Span, bounds: Bounds | None) -> str:
 
 
 def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_name: str, scope_version: str,
-              cost: CostModel, bounds: Bounds | None) -> str:
+              cost: CostModel, bounds: Bounds | None, context: TraceContext | None = None) -> str:
     """Add the span's rows; or add nothing and say why the span cannot be stored."""
     (trace_id, span_id, parent_span_id, trace_state, name, kind, start, end, code, status_message, attributes,
      events, links) = span
@@ -72,7 +76,8 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
     status = STATUS_CODES[code] if 0 <= code < 3 else "Unset"
     facts = semconv.extract_llm_facts(
         attributes, resource, span_name=name, scope_name=scope_name, status_error=status == "Error",
-        events=events or _NONE, start_time_ns=start, with_text=False,  # the text stays in the span only
+        events=events or _NONE, start_time_ns=start, end_time_ns=end,
+        with_text=False,  # the text stays in the span only
     )
     problem = implausible_usage(facts) if facts is not None else ""
     if problem:
@@ -100,7 +105,12 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
         attributes, duration, status, status_message, *event_columns, *link_columns,
     ))
     if facts is not None:
-        _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duration, status, cost)
+        call_duration = semconv.reported_duration_ns(attributes, facts) or duration
+        _add_llm_call(batch, facts, trace_id, span_id, service, name, start, call_duration, status, cost)
+        if context is not None:
+            context.calls.append((trace_id, span_id, len(batch.rows("llm_calls")) - 1))
+    if context is not None:
+        context.add_span(trace_id, span_id, parent_span_id, attributes)
     for t, attrs in scores:  # an event without a time is filed at the span's start
         _add_score(batch, attrs, attributes, resource, trace_id, span_id, service, t)
     return ""
@@ -109,7 +119,9 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
 def _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duration, status, cost: CostModel) -> None:
     is_error = status == "Error" or bool(facts.error_type)
     price = facts.cost_usd
-    if price is None:
+    if facts.operation not in semconv.MODEL_OPERATIONS:
+        price = None  # a step (agent, tool, workflow) is no priced request: its usage is its calls'
+    elif price is None:
         unbilled = is_error and facts.input_tokens == 0 and facts.output_tokens == 0
         price = 0.0 if unbilled else cost.price(facts)  # a failed call the provider did not bill costs nothing
     # One tuple in llm_calls' column order (store/columns.py).
@@ -120,6 +132,7 @@ def _add_llm_call(batch, facts, trace_id, span_id, service, name, start, duratio
         facts.ttft_ms, facts.finish_reasons, facts.error_type or ("_OTHER" if is_error else ""), facts.app,
         facts.department, facts.user_id, facts.session_id,
         "", "",  # Input, Output: kept empty; the API reads the text from the span (semconv.content)
+        facts.tool_names, facts.tokens_estimated, facts.provider_raw, facts.request_model_raw,
     ))
 
 

@@ -18,7 +18,7 @@ _LLM_JOIN = """
 LEFT JOIN (
     SELECT TraceId, SpanId, Operation, Provider, RequestModel, ResponseModel, InputTokens,
            OutputTokens, CachedInputTokens, ReasoningTokens, CostUsd, Streaming, TtftMs,
-           FinishReasons, ErrorType, App, Department, UserId, SessionId
+           FinishReasons, ErrorType, App, Department, UserId, SessionId, ToolNames
     FROM llm_calls
     WHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}
 ) AS l ON l.TraceId = s.TraceId AND l.SpanId = s.SpanId"""

@@ -129,6 +129,8 @@ _LLM_INTRINSICS: dict[str, Field] = {
     "session": _text("SessionId"),
     "errorType": _text("ErrorType"),
     "model": Field(_MODEL_SQL, "string", f"{_MODEL_SQL} != ''", True),
+    # The tools a model call asked for, or the tool a step ran (any convention): { tool = "get_weather" }
+    "tool": Field(f"{LLM}.ToolNames", "array", f"notEmpty({LLM}.ToolNames)", True),
 }
 _SPAN_INTRINSICS: dict[str, Field] = {
     "name": Field(f"{SPAN}.SpanName", "string"),
@@ -293,6 +295,8 @@ class _Compiler:
         kind = target.type
         if kind in ("status", "kind"):
             return self._enum_compare(target, op, value, _STATUS if kind == "status" else _KINDS)
+        if kind == "array":
+            return self._array_compare(target, op, value)
         if kind == "duration":
             if value.type != "DURATION":
                 raise self._value_error(value, "durations need a unit, e.g. 2s, 150ms, 1m")
@@ -315,6 +319,20 @@ class _Compiler:
                 raise TraceQLError("true/false compare with = or != only", op.start_pos or 0, self.query)
             return self._text(target.sql, op, str(value))
         raise self._value_error(value, "text values go in double quotes")
+
+    def _array_compare(self, target: Field, op: Token, value: Token) -> str:
+        """A list of names matches when one of them does (`!=`, `!~`: when none does)."""
+        if value.type != "STRING":
+            raise self._value_error(value, f"{self.current} compares with \"quoted text\"")
+        text = _unquote(value)
+        if op in ("=", "!="):
+            found = f"has({target.sql}, {self._param(text, 'String')})"
+        elif op in ("=~", "!~"):
+            _check_regex(text, op, self.query)
+            found = f"arrayExists(x -> match(x, {self._param(text, 'String')}), {target.sql})"
+        else:
+            raise TraceQLError(f"{self.current} compares with =, !=, =~ or !~", op.start_pos or 0, self.query)
+        return found if op in ("=", "=~") else f"NOT {found}"
 
     def _enum_compare(self, target: Field, op: Token, value: Token, allowed: dict[str, str]) -> str:
         if op not in _EQUALITY_OPS:

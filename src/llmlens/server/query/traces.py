@@ -11,6 +11,7 @@ from typing import Any
 
 from llmlens import semconv
 from llmlens.server.errors import BadParameter
+from llmlens.server.query import llm_details
 from llmlens.server.query.llm_filter import MODEL_CALLS
 from llmlens.server.query.window import Window, rfc3339, sql_time
 from llmlens.server.store import Store
@@ -213,7 +214,8 @@ _SPAN_SQL = """
 _LLM_SQL = """
     SELECT SpanId, Operation, Provider, RequestModel, ResponseModel, InputTokens, OutputTokens,
            CachedInputTokens, ReasoningTokens, CostUsd, Priced, Streaming, TtftMs, FinishReasons,
-           ErrorType, App, Department, UserId, SessionId, Convention
+           ErrorType, App, Department, UserId, SessionId, Convention, ToolNames, TokensEstimated,
+           ProviderRaw, RequestModelRaw
     FROM llm_calls WHERE TraceId = {trace_id:String}
     LIMIT 1 BY SpanId
 """
@@ -227,7 +229,12 @@ async def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
     if not rows:
         return None
     llm = {row["SpanId"]: llm_facts(row) for row in calls}
-    return {"trace_id": trace_id, "spans": [_span(row, llm.get(row["SpanId"])) for row in rows]}
+    spans = [_span(row, llm.get(row["SpanId"])) for row in rows]
+    if llm:
+        starts = [span["start_unix_nano"] for span in spans]
+        events = await llm_details.log_events(store, trace_id, min(starts), max(starts))
+        llm_details.complete_calls(spans, events)
+    return {"trace_id": trace_id, "spans": spans}
 
 
 def normalise_trace_id(trace_id: str) -> str:
@@ -259,6 +266,11 @@ def llm_facts(row: dict[str, Any]) -> dict[str, Any]:
         "user_id": row["UserId"] or None,
         "session_id": row["SessionId"] or None,
         "convention": row["Convention"] or None,
+        "tool_names": list(row.get("ToolNames") or []),
+        "tokens_estimated": bool(row.get("TokensEstimated")),
+        "cost_estimated": bool(row.get("TokensEstimated")) and priced,  # priced from estimated tokens
+        "provider_raw": row.get("ProviderRaw") or None,
+        "request_model_raw": row.get("RequestModelRaw") or None,
     }
 
 

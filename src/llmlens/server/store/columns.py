@@ -93,6 +93,10 @@ TABLES: dict[str, list[tuple[str, pa.DataType]]] = {
         ("SessionId", _STR),
         ("Input", _STR),
         ("Output", _STR),
+        ("ToolNames", pa.list_(_STR)),
+        ("TokensEstimated", pa.bool_()),
+        ("ProviderRaw", _STR),
+        ("RequestModelRaw", _STR),
     ],
     "llm_scores": [
         ("Timestamp", _TS),

@@ -133,15 +133,18 @@ function renderDetails(span) {
       ['Span id', h('span', { class: 'mono' }, span.span_id)], ['Parent', span.parent_span_id ? h('span', { class: 'mono' }, span.parent_span_id) : f.dash]]),
     llm ? [h('h3', {}, 'LLM call'),
       h('div', { 'data-testid': 'llm-details' }, dl([
-        ['Operation', llm.operation], ['Provider', llm.provider], ['Model', `${llm.request_model || f.dash}${llm.response_model && llm.response_model !== llm.request_model ? ` → ${llm.response_model}` : ''}`],
-        ['Tokens in / out', `${f.int(llm.input_tokens)} / ${f.int(llm.output_tokens)}`],
+        ['Operation', llm.operation], ['Provider', llm.provider_raw ? `${llm.provider || f.dash} (as sent: ${llm.provider_raw})` : llm.provider],
+        ['Model', `${llm.request_model || f.dash}${llm.response_model && llm.response_model !== llm.request_model ? ` → ${llm.response_model}` : ''}`],
+        ['Tokens in / out', `${f.int(llm.input_tokens)} / ${f.int(llm.output_tokens)}${llm.tokens_estimated ? ' (estimated by the instrumentor)' : ''}`],
         ['Cached / reasoning', `${f.int(llm.cached_input_tokens)} / ${f.int(llm.reasoning_tokens)}`],
-        ['Cost', llm.priced ? f.usd(llm.cost_usd) : h('span', { class: 'badge warn' }, 'unpriced')],
+        ['Cost', llm.priced ? `${f.usd(llm.cost_usd)}${llm.cost_estimated ? ' (estimated)' : ''}` : h('span', { class: 'badge warn' }, 'unpriced')],
+        ['Tool calls', (llm.tool_calls || []).map((c) => `${c.name}(${c.arguments || ''})`).join(', ') || f.dash],
         ['Time to first token', llm.ttft_ms === null || llm.ttft_ms === undefined ? f.dash : f.ms(llm.ttft_ms)],
         ['Streaming', llm.streaming === null || llm.streaming === undefined ? f.dash : String(llm.streaming)],
         ['Finish reasons', (llm.finish_reasons || []).join(', ') || f.dash], ['Error type', llm.error_type],
         ['Session', llm.session_id ? h('a', { href: `/sessions/${encodeURIComponent(llm.session_id)}` }, llm.session_id) : f.dash],
-        ['User', llm.user_id], ['App / department', `${llm.app || f.dash} / ${llm.department || f.dash}`]])),
+        ['User', llm.user_id], ['App / department', `${llm.app || f.dash} / ${llm.department || f.dash}`],
+        ['Inherited from the trace', (llm.inherited || []).join(', ') || undefined]])),
       h('h4', {}, 'Prompt'), h('pre', { 'data-testid': 'llm-input' }, llm.input || '(not captured)'),
       h('h4', {}, 'Response'), h('pre', { 'data-testid': 'llm-output' }, llm.output || '(not captured)')] : null,
     h('h3', {}, 'Attributes'), kv(span.attributes, 'Span attributes'),
@@ -166,7 +169,7 @@ async function loadLogs() {
     const items = [...data.items].sort((a, b) => a.time.localeCompare(b.time));
     clear($('#logs'), h('p', {}, link), table([
       { key: 'time', label: 'Time', render: (r) => f.time(r.time) },
-      { key: 'severity', label: 'Severity', render: (r) => h('span', { class: `sev-${(r.severity || '').toUpperCase()}` }, r.severity || String(r.severity_number)) },
+      { key: 'severity', label: 'Severity', render: (r) => h('span', { class: `sev-${(r.severity || '').toUpperCase()}` }, r.severity || (r.severity_number ? String(r.severity_number) : r.event_name || f.dash)) },
       { key: 'service', label: 'Service' },
       { key: 'body', label: 'Message', render: (r) => h('span', { class: 'mono' }, r.body) },
       { key: 'span_id', label: 'Span', render: (r) => (r.span_id && byId.has(r.span_id)
