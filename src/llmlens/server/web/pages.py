@@ -15,6 +15,7 @@ _templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PAGES = {
     "overview": ("/", "Overview"),
     "traces": ("/traces", "Traces"),
+    "services": ("/services", "Services"),
     "sessions": ("/sessions", "Sessions"),
     "logs": ("/logs", "Logs"),
     "costs": ("/costs", "Costs"),

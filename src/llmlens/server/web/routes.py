@@ -38,6 +38,11 @@ async def trace(request: Request, trace_id: str) -> HTMLResponse:
     return render(request, "trace.html", nav="traces", title=f"Trace {trace_id[:8]}", trace_id=trace_id)
 
 
+@router.get("/services", response_class=HTMLResponse)
+async def services(request: Request) -> HTMLResponse:
+    return render(request, "services.html", nav="services", title="Services")
+
+
 @router.get("/sessions", response_class=HTMLResponse)
 async def sessions(request: Request) -> HTMLResponse:
     return render(request, "sessions.html", nav="sessions", title="Sessions")
