@@ -8,6 +8,8 @@ import json
 import os
 import threading
 import time
+import urllib.error
+import urllib.request
 import zlib
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -15,6 +17,8 @@ from urllib.parse import quote
 import grpc
 import httpx
 import pytest
+import requests
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -286,6 +290,23 @@ def test_64mib_body_without_content_length_is_refused_with_413(server: ServerPro
     answer = httpx.post(f"{server.url}/v1/traces", content=chunks(), headers={"content-type": PROTOBUF},
                         timeout=120)
     assert_refused(answer, 413, "limit")
+
+
+@pytest.mark.parametrize("client", ["urllib", "requests"])
+def test_64mib_body_from_a_client_that_writes_it_whole_first_gets_the_413(server: ServerProcess,
+                                                                        still_serving: None, client: str) -> None:
+    """urllib and requests write the whole body before they read the answer: they get the 413 (the server
+    reads and drops up to 4x the limit before answering), not a reset connection, which exporters retry."""
+    url, body, headers = f"{server.url}/v1/traces", b"\n" * (64 * MIB), {"Content-Type": PROTOBUF}
+    if client == "urllib":
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=120)
+        status, content = refused.value.code, refused.value.read()
+    else:
+        answer = requests.post(url, data=body, headers=headers, timeout=120)
+        status, content = answer.status_code, answer.content
+    assert status == 413
+    assert str(16 * MIB) in Status.FromString(content).message
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])

@@ -45,7 +45,8 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
         return start_workers(settings.ingest_workers, settings.prices_file, settings.mask_pii, derivations, window)
 
     ingestor = Ingestor(store, build_cost_model(settings.prices_file, settings.mask_pii, window),
-                        workers if settings.ingest_workers else None, derivations)
+                        workers if settings.ingest_workers else None, derivations,
+                        max_inflight_bytes=settings.max_inflight_bytes)
 
     # Started in this order, stopped in reverse: stop taking new exports, let in-flight ones
     # finish, then commit what was accepted.

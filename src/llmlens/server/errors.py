@@ -45,6 +45,10 @@ class UnsupportedMedia(ServerError, ValueError):
     """Unknown content type or content encoding."""
 
 
+class RequestTimeout(ServerError):
+    """The client sent its request too slowly (HTTP 408)."""
+
+
 class Overloaded(ServerError):
     """Too much is waiting (rows for the writer, bytes being decoded); retry after `retry_after` s."""
 
@@ -86,6 +90,7 @@ ANSWERS: tuple[tuple[type[BaseException], Answer], ...] = (
     (BadRequest, Answer(400, _INVALID_ARGUMENT, "bad_request")),
     (PayloadTooLarge, Answer(413, _RESOURCE_EXHAUSTED, "payload_too_large")),
     (UnsupportedMedia, Answer(415, _INVALID_ARGUMENT, "unsupported_media_type")),
+    (RequestTimeout, Answer(408, _DEADLINE_EXCEEDED, "request_timeout")),
     (Overloaded, Answer(429, _UNAVAILABLE, "overloaded")),
     (QueryTimeout, Answer(504, _DEADLINE_EXCEEDED, "query_timeout")),
     (StoreError, Answer(503, _UNAVAILABLE, "store_error")),

@@ -77,6 +77,8 @@ SETTINGS: tuple[Setting, ...] = (
             "free disk space below which the embedded store refuses exports (503) and /readyz says not ready"),
     Setting("max_body_bytes", int, 16 * 1024 * 1024, "largest OTLP body accepted, after decompression"),
     Setting("max_pending_rows", int, 400_000, "rows waiting to be written before new exports get 429"),
+    Setting("max_inflight_bytes", int, 64 * 1024 * 1024,
+            "bytes of OTLP exports being received, decoded or committed at once before new ones get 429"),
     Setting("ingest_workers", int, min(4, os.cpu_count() or 1),
             "processes that decode and normalise OTLP (0 = in the server process)"),
     Setting("mask_pii", bool, False, "mask PII in every string before storing (servers' addresses are kept)"),
@@ -166,6 +168,7 @@ class ServerSettings:
     min_free_disk_mb: int
     max_body_bytes: int
     max_pending_rows: int
+    max_inflight_bytes: int
     ingest_workers: int
     mask_pii: bool
     prices_file: str | None
@@ -297,6 +300,8 @@ def _validate(s: ServerSettings) -> None:
         raise SettingsError(f"ingest_workers must be between 0 and 64, got {s.ingest_workers}")
     if s.max_pending_rows < 1000:
         raise SettingsError(f"max_pending_rows must be at least 1000, got {s.max_pending_rows}")
+    if s.max_inflight_bytes < 1024**2:
+        raise SettingsError(f"max_inflight_bytes must be at least 1 MiB, got {s.max_inflight_bytes}")
     if not 0 < s.query_timeout_s <= 600:
         raise SettingsError(f"query_timeout_s must be in (0, 600], got {s.query_timeout_s}")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):

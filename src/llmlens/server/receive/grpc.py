@@ -1,16 +1,21 @@
 """OTLP/gRPC: the trace, logs and metrics Export services, on grpc.aio in the server's loop.
 
 Status codes follow the OTLP spec: INVALID_ARGUMENT for bad data, RESOURCE_EXHAUSTED for a
-message over the size limit (grpc enforces it), UNAVAILABLE when the queue is full, the
-store failed or a decoder process died (retryable), UNAUTHENTICATED without the API key.
+message over the size limit (grpc enforces it), UNAVAILABLE when too much is waiting, the store
+failed or a decoder process died (retryable; with a google.rpc.RetryInfo delay, as Retry-After on
+HTTP), UNAUTHENTICATED without the API key.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import math
 
 import grpc
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
 
 from llmlens.server.errors import ServerError, StoreError, answer
 from llmlens.server.receive.pipeline import Ingestor
@@ -27,13 +32,15 @@ def _export_handler(ingestor: Ingestor, signal: Signal):
         # The request arrives as raw bytes (no grpc-side deserializer): we decode it ourselves,
         # in the same worker processes as OTLP/HTTP, and bad bytes become INVALID_ARGUMENT.
         try:
-            result = await ingestor.ingest(signal.name, body, "protobuf")
+            with ingestor.inflight.hold(len(body)):
+                result = await ingestor.ingest(signal.name, body, "protobuf")
         except ServerError as exc:
             message = str(exc)
             if isinstance(exc, StoreError):
                 log.error("could not ingest %s: %s", signal.name, exc)
                 message = "the store could not commit this batch; retry later"
-            await context.abort(_STATUS_BY_CODE[answer(exc).grpc_code], message)
+            code = answer(exc).grpc_code
+            await context.abort(_STATUS_BY_CODE[code], message, trailing_metadata=_retry_info(exc, code, message))
         response = signal.response_type()
         if result.rejected or result.message:
             setattr(response.partial_success, signal.rejected_field, result.rejected)
@@ -42,6 +49,21 @@ def _export_handler(ingestor: Ingestor, signal: Signal):
 
     return grpc.unary_unary_rpc_method_handler(export, request_deserializer=None,
                                                response_serializer=signal.response_type.SerializeToString)
+
+
+def _retry_info(exc: ServerError, code: int, message: str) -> tuple[tuple[str, bytes], ...]:
+    """A retryable error's delay as google.rpc.RetryInfo: in `google.rpc.retryinfo-bin` (read by the
+    OpenTelemetry Python exporter) and in the status details (`grpc-status-details-bin`, read by
+    grpc-status and the Go and Java exporters)."""
+    if exc.retry_after is None:
+        return ()
+    info = RetryInfo()
+    info.retry_delay.seconds = max(1, math.ceil(exc.retry_after))
+    detail = AnyMessage()
+    detail.Pack(info)
+    status = Status(code=code, message=message, details=[detail])
+    return (("google.rpc.retryinfo-bin", info.SerializeToString()),
+            ("grpc-status-details-bin", status.SerializeToString()))
 
 
 class _ApiKeyInterceptor(grpc.aio.ServerInterceptor):

@@ -1,10 +1,12 @@
 """OTLP/HTTP: POST /v1/traces, /v1/logs, /v1/metrics (protobuf or JSON, gzip/deflate).
 
 Answers follow the OTLP spec: 200 with an Export*ServiceResponse (partial_success when some
-items were rejected), 400 for bad data, 413 over the size limit, 415 for an unknown content
-type or encoding, 429/503 with Retry-After when the write queue is full, the store failed or a
-decoder process died.
-Error bodies are google.rpc.Status in the request's encoding.
+items were rejected), 400 for bad data, 408 for a body that came too slowly, 413 over the size
+limit, 415 for an unknown content type or encoding, 429 with Retry-After when too much is waiting
+(exports being received, decoded or committed, or rows for the writer), 503 with Retry-After when the store failed, a
+decoder process died or the server is shutting down. Error bodies are google.rpc.Status in the
+request's encoding. A body refused early is still read (within bounds) before the answer, so that
+clients that write it whole before reading see the answer rather than a reset connection.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmlens.server.errors import PayloadTooLarge, ServerError, StoreError, answer, retry_after_header
-from llmlens.server.receive.http_body import content_kind, decompress
+from llmlens.server.errors import ServerError, StoreError, answer, retry_after_header
+from llmlens.server.receive.http_body import BodyReader, content_kind, decompress
+from llmlens.server.receive.inflight import HeldBytes
 from llmlens.server.receive.pipeline import Ingestor, IngestResult
 from llmlens.server.signals import SIGNALS, BodyKind, Signal
 
@@ -35,32 +38,29 @@ def _endpoint(signal: Signal):
     async def receive(request: Request) -> Response:
         ingestor: Ingestor = request.app.state.ingestor
         limit: int = request.app.state.settings.max_body_bytes
+        reader = BodyReader(request.receive, request.headers, limit, ingestor.shutting_down)
         kind: BodyKind = "json"
-        try:
-            kind = content_kind(request.headers.get("content-type"))
-            body = await _read_body(request, limit)
-            body = decompress(body, request.headers.get("content-encoding"), limit)
-            result = await ingestor.ingest(signal.name, body, kind)
-        except ServerError as exc:
-            return _error(exc, signal.name, kind)
-        except ClientDisconnect:
-            return Response(status_code=400)
+        with ingestor.inflight.hold() as held:
+            try:
+                kind = content_kind(request.headers.get("content-type"))
+                # The body is passed on, not kept here, so that it is freed when its batch is built.
+                result = await ingestor.ingest(signal.name, await _body(request, reader, limit, held), kind)
+            except ServerError as exc:
+                held.release()
+                await reader.discard()
+                return _error(exc, signal.name, kind, close=not reader.complete)
+            except ClientDisconnect:
+                return Response(status_code=400)
         return _success(signal, result, kind)
 
     return receive
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body is {declared} bytes, over the {limit}-byte limit")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _body(request: Request, reader: BodyReader, limit: int, held: HeldBytes) -> bytes:
+    """The body read and decompressed, `held` resized to what is kept."""
+    body = decompress(await reader.read(held), request.headers.get("content-encoding"), limit)
+    held.resize(len(body))
+    return body
 
 
 def _success(signal: Signal, result: IngestResult, kind: str) -> Response:
@@ -74,14 +74,16 @@ def _success(signal: Signal, result: IngestResult, kind: str) -> Response:
     return Response(json.dumps(body), media_type="application/json")
 
 
-def _error(exc: ServerError, signal: str, kind: str) -> Response:
+def _error(exc: ServerError, signal: str, kind: str, close: bool = False) -> Response:
+    """The answer to a refused export; `close` ends the connection (the client has not sent all its
+    body, and the server will not read the rest)."""
     found = answer(exc)
     message = str(exc)
     if isinstance(exc, StoreError):
         log.error("could not ingest %s: %s", signal, exc)
         message = "the store could not commit this batch; retry later"
     rpc = Status(code=found.grpc_code, message=message)
-    headers = retry_after_header(exc)
+    headers = {**(retry_after_header(exc) or {}), **({"connection": "close"} if close else {})}
     if kind == "protobuf":
         return Response(rpc.SerializeToString(), status_code=found.http_status,
                         media_type="application/x-protobuf", headers=headers)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from llmlens.server.errors import Unavailable
 from llmlens.server.normalise import CostModel
+from llmlens.server.receive.inflight import InflightBytes
 from llmlens.server.receive.workers import build_batch, build_in_worker
 from llmlens.server.signals import BodyKind
 from llmlens.server.store import Store
@@ -29,16 +31,31 @@ class IngestResult:
 
 
 class Ingestor:
-    """Builds batches (in worker processes when given a pool) and commits them."""
+    """Builds batches (in worker processes when given a pool) and commits them.
+
+    `inflight` bounds the bytes of exports being received, decoded or committed (None: no bound);
+    `shutting_down` is set when the server begins to stop, so receivers can refuse bodies still
+    arriving instead of holding the shutdown for them.
+    """
 
     def __init__(self, store: Store, cost: CostModel,
                  start_workers: Callable[[], ProcessPoolExecutor] | None = None,
-                 derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS) -> None:
+                 derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS,
+                 max_inflight_bytes: int | None = None) -> None:
         self.store = store
         self.cost = cost
         self.derivations = tuple(derivations)  # the workers get the same list from start_workers
         self._start_workers = start_workers
         self.workers = start_workers() if start_workers else None
+        self.inflight = InflightBytes(max_inflight_bytes or sys.maxsize)
+        self.shutting_down = asyncio.Event()
+
+    def begin_shutdown(self) -> None:
+        """Set `shutting_down`; safe to call from a signal handler in the event loop's thread."""
+        try:
+            asyncio.get_running_loop().call_soon_threadsafe(self.shutting_down.set)
+        except RuntimeError:  # no loop running here
+            self.shutting_down.set()
 
     async def build(self, signal: str, body: bytes, kind: BodyKind) -> Batch:
         if self.workers is None:
@@ -76,8 +93,11 @@ class Ingestor:
         workers.shutdown(wait=False, cancel_futures=True)
 
     async def ingest(self, signal: str, body: bytes, kind: BodyKind) -> IngestResult:
+        """Decode, normalise and commit one body. A caller that keeps no reference to `body` lets it
+        be freed once its batch is built, instead of after the commit."""
         with self.store.incoming():
             batch = await self.build(signal, body, kind)
+            del body
             future = self.store.submit(batch)
         await asyncio.wrap_future(future)
         return IngestResult(batch.accepted, batch.rejected, batch.error_message())
