@@ -71,6 +71,8 @@ async def list_traces(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
     """Traces, newest first. `next_cursor` fetches the next page."""
+    if cursor is not None and not cursor.strip():
+        raise BadParameter("cursor", "cursor is empty: leave it out for the first page, then pass next_cursor")
     window = parse_window(start, end, default="-1h")
     attrs = []
     for item in attr or []:

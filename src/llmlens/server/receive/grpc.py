@@ -67,8 +67,10 @@ def _retry_info(exc: ServerError, code: int, message: str) -> tuple[tuple[str, b
 
 
 class _ApiKeyInterceptor(grpc.aio.ServerInterceptor):
+    """Any case of the scheme is accepted ('bearer', 'Bearer'), as on HTTP."""
+
     def __init__(self, api_key: str) -> None:
-        self._expected = f"Bearer {api_key}".encode()
+        self._expected = api_key.encode()
 
         async def deny(request, context):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong API key (send 'authorization: Bearer <key>')")
@@ -77,8 +79,8 @@ class _ApiKeyInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):
         metadata = dict(handler_call_details.invocation_metadata or ())
-        given = str(metadata.get("authorization", "")).encode()
-        if hmac.compare_digest(given, self._expected):
+        scheme, _, token = str(metadata.get("authorization", "")).partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._expected):
             return await continuation(handler_call_details)
         return self._deny
 
