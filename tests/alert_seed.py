@@ -8,8 +8,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+
 from llmlens.server.store import Store
 from llmlens.server.store.batch import Batch
+from llmlens.server.store.columns import TABLES
 
 
 def reference_now() -> datetime:
@@ -46,8 +49,19 @@ def write(store: Store, calls: Iterable[dict[str, Any]] = (), scores: Iterable[d
     for table, rows in (("llm_calls", list(calls)), ("llm_scores", list(scores))):
         if rows:
             columns = batch.columns(table)
+            kinds = dict(TABLES[table])
             for row in rows:
-                for name, value in row.items():
-                    columns[name].append(value)
+                for name, column in columns.items():  # columns the tests do not set get an empty value
+                    column.append(row[name] if name in row else _empty(kinds[name]))
             batch.accepted += len(rows)
     store.write_sync(batch.freeze(), timeout=60)
+
+
+def _empty(kind: pa.DataType) -> Any:
+    if pa.types.is_list(kind):
+        return []
+    if pa.types.is_string(kind) or pa.types.is_dictionary(kind):
+        return ""
+    if pa.types.is_boolean(kind):
+        return False
+    return 0

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -120,6 +121,8 @@ def test_error_burst_fires_reaches_webhook_and_alertmanager_survives_a_restart_a
             assert in_am[0]["labels"]["model"] == "gpt-4o-mini" and in_am[0]["status"]["state"] == "active"
             assert in_am[0]["generatorURL"].startswith("https://llmlens.example.com/alerts?rule=HighErrorRate")
             am_latency = time.time() - first_error
+            ends_in = datetime.fromisoformat(in_am[0]["endsAt"].replace("Z", "+00:00")).timestamp() - time.time()
+            assert 200 < ends_in <= 240  # now + 4 x max(interval, 1 min), as Prometheus sends
 
             active = server.get("/api/v1/alerts").json()
             assert active["status"] == "success"

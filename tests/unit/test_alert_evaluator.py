@@ -227,3 +227,67 @@ def test_a_failing_receiver_is_retried_with_one_delivery_id(store, receiver):
     deliveries = {m["headers"]["X-Llmlens-Delivery"] for m in receiver.messages()}
     assert len(deliveries) == 1  # both receivers got the one message, however many tries it took
     assert json.loads(receiver.messages("/hook")[0]["body"])["status"] == "firing"
+
+
+def test_a_rule_whose_query_runs_past_its_time_is_reported(store, receiver):
+    """Every reader of the store is held by a slow query, so the rule's query waits past its limit."""
+    app = "app-" + uuid.uuid4().hex[:8]
+    rule = error_rule(app, "Slow" + app[4:])
+    clock = Clock(NOW)
+
+    async def scenario() -> None:
+        ev = evaluator(store, [rule], receiver, clock)
+        ev.timeout_s = 0.5
+        await ev.load()
+        busy = [asyncio.ensure_future(store.fetch("SELECT sleep(2) AS s")) for _ in range(store._readers._max_workers)]
+        await asyncio.sleep(0.1)
+        await ev.evaluate()
+        health = ev.health[rule.name]
+        assert health.health == "err" and health.error == "the query ran past its time limit of 0.5 s"
+        await asyncio.gather(*busy)
+        await ev.evaluate()
+        assert health.health == "ok"
+        await ev.stop()
+
+    asyncio.run(scenario())
+
+
+def test_alertmanager_gets_firing_alerts_resent_each_minute_and_resolved_ones_for_15_minutes(store, receiver):
+    """The resend cadence Prometheus keeps (checked against a recording HTTP endpoint here; the
+    integration test delivers to a real Alertmanager)."""
+    app = "app-" + uuid.uuid4().hex[:8]
+    write(store, [llm_call(NOW - timedelta(seconds=30), app=app, error=True) for _ in range(3)])
+    rule = error_rule(app, "ToAm" + app[4:], "0s")
+    clock = Clock(NOW)
+    posts = lambda: receiver.messages("/api/v2/alerts")  # noqa: E731
+
+    async def scenario() -> None:
+        notifier = Notifier([], [receiver.url])
+        ev = Evaluator(store, [rule], notifier, interval_s=30, tz=ZoneInfo("UTC"), external_url="http://x",
+                       timeout_s=10, clock=clock)
+        await ev.load()
+        await ev.evaluate()  # fires: sent at once
+        clock.advance(seconds=30)
+        await ev.evaluate()  # within the resend delay: not sent
+        clock.advance(seconds=30)
+        await ev.evaluate()  # a minute after: sent again
+        assert len(posts()) == 2
+        first, second = (p["json"][0] for p in posts())
+        assert first["labels"] == {"alertname": rule.name, "severity": "critical", "model": "m1"}
+        assert first["endsAt"] == (NOW + timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # 4 x 1 min
+        assert second["endsAt"] == (NOW + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert first["startsAt"] == second["startsAt"]
+        clock.advance(minutes=10)  # the errors left the window: resolved, sent at once
+        await ev.evaluate()
+        resolved_at = clock.now
+        assert posts()[-1]["json"][0]["endsAt"] == resolved_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        sent = len(posts())
+        for _ in range(16):  # re-sent once a minute for 15 minutes, then dropped
+            clock.advance(minutes=1)
+            await ev.evaluate()
+        assert len(posts()) - sent == 15
+        assert all(p["json"][0]["endsAt"] == posts()[-1]["json"][0]["endsAt"] for p in posts()[sent:])
+        assert ev.alerts == {}
+        await ev.stop()
+
+    asyncio.run(scenario())
