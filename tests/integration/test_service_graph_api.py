@@ -110,10 +110,12 @@ def hand_built(llmlens_server: ServerProcess) -> HandBuilt:
     earlier = at - 3 * 3600 * 1_000_000_000
     call = span("shop", "earlier", tid, "POST", CLIENT, start_ns=earlier, duration_ms=40)
     span("payments", "earlier", tid, "POST /pay", SERVER, parent=call, start_ns=earlier + MS, duration_ms=10)
-    # Peers that sent nothing.
+    # Peers that sent nothing: a database is named by its address first (Tempo's database rule).
     span("batch-job", "peer-is-a-service", new_trace_id(), "charge", CLIENT, attrs={"peer.service": "payments"})
     span("shop", "postgres", new_trace_id(), "SELECT orders", CLIENT,
          attrs={"db.system": "postgresql", "db.name": "orders", "server.address": "db.internal"})
+    span("shop", "redis", new_trace_id(), "GET", CLIENT,
+         attrs={"db.system.name": "redis", "network.peer.address": "10.0.0.5", "network.peer.port": 6379})
     span("shop", "qdrant", new_trace_id(), "qdrant search", CLIENT, attrs={"db.system": "qdrant"})
     span("shop", "fraud", new_trace_id(), "score", CLIENT,
          attrs={"peer.service": "fraud-check", "server.address": "fraud.internal"})
@@ -156,7 +158,8 @@ def test_edges_follow_tempo_pairing_and_name_virtual_nodes_in_tempo_order(hand_b
     graph = ok(hand_built.server.url, "/api/v1/service-graph", **hand_built.window())
     edges = edges_by_pair(graph)
     assert set(edges) == {
-        ("user", "shop"), ("shop", "payments"), ("batch-job", "payments"), ("shop", "orders"),
+        ("user", "shop"), ("shop", "payments"), ("batch-job", "payments"), ("shop", "db.internal"),
+        ("shop", "10.0.0.5:6379"),
         ("shop", "qdrant"), ("shop", "fraud-check"), ("shop", "api.stripe.com"), ("shop", "anthropic"),
         ("shop", "mistral_ai"), ("shop", "openai"), ("shop", "llm-gateway"), ("shop", "mailer"),
     }
@@ -170,9 +173,12 @@ def test_edges_follow_tempo_pairing_and_name_virtual_nodes_in_tempo_order(hand_b
     assert pay["rate"] == pytest.approx(3 / graph["window_seconds"])
     assert (edges["user", "shop"]["requests"], edges["user", "shop"]["errors"]) == (3, 0)
     assert edges["user", "shop"]["p50_ms"] == pytest.approx(60)
-    # Virtual servers: peer.service, then db.name before db.system and server.address.
+    # Virtual servers: a database by peer.service, server.address, network.peer.address:port, then its
+    # db.* attributes; any other peer by peer.service, then server.address.
     assert edges["batch-job", "payments"]["requests"] == 1
-    assert edges["shop", "orders"]["connection_type"] == "database"
+    assert edges["shop", "db.internal"]["connection_type"] == "database"
+    assert edges["shop", "10.0.0.5:6379"]["connection_type"] == "database"
+    assert edges["shop", "qdrant"]["connection_type"] == "database"
     assert edges["shop", "fraud-check"]["connection_type"] == "virtual_node"
     assert edges["shop", "fraud-check"]["p50_ms"] == pytest.approx(5)  # the client span's duration
     # LLM calls: by normalised provider, the failed one counted; the SDK's HTTP request is not an
@@ -189,13 +195,14 @@ def test_edges_follow_tempo_pairing_and_name_virtual_nodes_in_tempo_order(hand_b
     assert kinds == {
         "shop": ("service", "service"), "payments": ("service", "service"), "batch-job": ("service", "service"),
         "llm-gateway": ("service", "service"), "mailer": ("service", "service"), "user": ("virtual", "user"),
-        "orders": ("virtual", "database"), "qdrant": ("virtual", "vector_store"),
+        "db.internal": ("virtual", "database"), "10.0.0.5:6379": ("virtual", "database"),
+        "qdrant": ("virtual", "vector_store"),
         "fraud-check": ("virtual", "external"), "api.stripe.com": ("virtual", "external"),
         "anthropic": ("virtual", "llm"), "mistral_ai": ("virtual", "llm"), "openai": ("virtual", "llm"),
     }
     # A node's requests are what reaches it; calls, what it sends.
     assert (nodes["payments"]["requests"], nodes["payments"]["errors"]) == (4, 2)
-    assert nodes["shop"]["calls"] == sum(e["requests"] for e in graph["edges"] if e["client"] == "shop") == 12
+    assert nodes["shop"]["calls"] == sum(e["requests"] for e in graph["edges"] if e["client"] == "shop") == 13
     assert nodes["user"]["calls"] == 3 and nodes["user"]["requests"] == 0
 
 
@@ -232,7 +239,8 @@ def test_each_edge_query_finds_the_traces_behind_it(hand_built: HandBuilt) -> No
     assert traces(edges["shop", "payments"]["traces_query"]) == set(cases["checkout"])
     assert traces(edges["user", "shop"]["traces_query"]) == set(cases["checkout"])
     assert traces(edges["shop", "fraud-check"]["traces_query"]) == set(cases["fraud"])
-    assert traces(edges["shop", "orders"]["traces_query"]) == set(cases["postgres"])
+    assert traces(edges["shop", "db.internal"]["traces_query"]) == set(cases["postgres"])
+    assert traces(edges["shop", "10.0.0.5:6379"]["traces_query"]) == set(cases["redis"])
     assert traces(edges["shop", "anthropic"]["traces_query"]) == set(cases["anthropic"])
     assert traces(edges["shop", "mistral_ai"]["traces_query"]) == set(cases["openinference"])
     assert traces(edges["shop", "llm-gateway"]["traces_query"]) == set(cases["openai-gateway"])

@@ -6,12 +6,16 @@ Edges follow Tempo's service-graph rules, computed from `otel_traces` at query t
   from the client's service to the server's. Latency is the server span's, as in Tempo and
   Grafana's service map; an edge fails when either side has status ERROR.
 - **Virtual**: a client span that no instrumented server answered still makes an edge, to a node
-  named, in Tempo's order, by `peer.service`, `db.name` (`db.namespace`), `db.system`
-  (`db.system.name`), then `server.address`. Latency is the client span's.
+  named, in Tempo's order, by `peer.service`, `db.name`, `db.system`, the GenAI provider, then
+  `server.address`. A client span with a database attribute calls a database, named as Tempo names
+  databases: `peer.service`, `server.address`, `network.peer.address[:port]`, then the database
+  attribute. Latency is the client span's. (The same rules as the service-graph edges on /metrics.)
 - **LLM calls** (llm_calls rows: the one place that knows every convention) whose peer sent no
   spans go to a virtual node named by their normalised provider. A call counts as answered when
   its own span, or a client span right under it (the HTTP request it made), has a server child.
-- **Users**: a root SERVER span has no caller in the traces; it gets the client `user`, as in Tempo.
+- **Users**: a root SERVER span has no caller in the traces; it gets the client `user`. (Tempo first
+  looks for peer attributes on the server span; reading them costs a pass over every root span's
+  attribute Map, for a case that is rare, so the store's graph does not.)
 
 Two additions to Tempo: an in-process database (a span of another kind carrying `db.system` or
 `db.system.name`, such as a FAISS index search) is an edge to its database node; and a client span
@@ -34,10 +38,13 @@ from llmlens.semconv import MODEL_OPERATIONS
 from llmlens.server.query.window import Window, rfc3339
 from llmlens.server.store import Store
 
-# Attributes that name the peer of an unanswered client span, first present wins (Tempo's
-# peer_attributes, with the newer database names beside the old ones, then the server's address).
-PEER_ATTRIBUTES = ("peer.service", "db.name", "db.namespace", "db.system", "db.system.name", "server.address")
-DATABASE_ATTRIBUTES = frozenset({"db.name", "db.namespace", "db.system", "db.system.name"})
+# Tempo's service-graph attributes, first present wins: a client span with a database attribute calls
+# a database, named by what addresses it; any other unanswered client span's peer is named by Tempo's
+# peer attributes, then the GenAI provider or the server's address.
+DATABASE_ATTRIBUTES = ("db.namespace", "db.name", "db.system", "db.system.name")
+DATABASE_NAMES = ("peer.service", "server.address", "network.peer.address", *DATABASE_ATTRIBUTES)
+PEER_NAMES = ("peer.service", "db.name", "db.system", "db.system.name", "gen_ai.provider.name", "gen_ai.system",
+              "server.address")
 # db.system values of vector stores: drawn as their own kind of node.
 VECTOR_STORES = frozenset({
     "chroma", "chromadb", "pinecone", "qdrant", "weaviate", "milvus", "lancedb", "faiss", "pgvector", "marqo",
@@ -109,10 +116,14 @@ FROM ({calls})
 GROUP BY client, server"""
 
 
-# The attribute that names a span's peer, and the database system (to tell vector stores apart).
+# The attribute that names a span's peer (`source`), its name (an address with its port), whether the
+# span calls a database, and the database system (to tell vector stores apart).
 _PEER_NAMING = """
-    arrayFirst(k -> SpanAttributes[k] != '', {peer_keys:Array(String)}) AS source,
-    SpanAttributes[source] AS name,
+    arrayExists(k -> SpanAttributes[k] != '', {database_keys:Array(String)}) AS is_database,
+    arrayFirst(k -> SpanAttributes[k] != '',
+               if(is_database, {database_names:Array(String)}, {peer_names:Array(String)})) AS source,
+    if(source = 'network.peer.address' AND SpanAttributes['network.peer.port'] != '',
+       concat(SpanAttributes[source], ':', SpanAttributes['network.peer.port']), SpanAttributes[source]) AS name,
     if(SpanAttributes['db.system'] != '', SpanAttributes['db.system'], SpanAttributes['db.system.name'])
         AS db_system"""
 _VIRTUAL_MEASURES = """count() AS requests, countIf(x.failed) AS errors,
@@ -122,7 +133,8 @@ _VIRTUAL_MEASURES = """count() AS requests, countIf(x.failed) AS errors,
 # calls are told apart by (service, span name), sort-key columns, so their granules (and their
 # large attribute Maps) are never read; the join keeps the llm_calls side unread when no span is left.
 CLIENTS_SQL = f"""
-SELECT x.client AS client, x.name AS server, x.source AS source, x.db_system AS db_system, {_VIRTUAL_MEASURES}
+SELECT x.client AS client, x.name AS server, x.source AS source, x.is_database AS database,
+       x.db_system AS db_system, {_VIRTUAL_MEASURES}
 FROM (SELECT cityHash64(TraceId, SpanId) AS key FROM llm_calls WHERE {_IN_WINDOW} AND {_MODEL_CALL}) AS l
 RIGHT JOIN (
     SELECT cityHash64(TraceId, ParentSpanId) AS parent_key, ServiceName AS client,
@@ -135,7 +147,7 @@ RIGHT JOIN (
       AND cityHash64(TraceId, SpanId) NOT IN (SELECT key FROM ({_SERVER_CHILDREN}))
 ) AS x ON l.key = x.parent_key
 WHERE l.key = 0 AND x.name != ''
-GROUP BY client, server, source, db_system"""
+GROUP BY client, server, source, database, db_system"""
 
 # Spans of other kinds that carry a database system: in-process stores (FAISS, SQLite, ...). The
 # attribute-key bloom index finds them; one with a client span under it defers to that span (only
@@ -143,7 +155,8 @@ GROUP BY client, server, source, db_system"""
 _EMBEDDED_DATABASE = f"""{_IN_WINDOW} AND SpanKind IN ('Internal', 'Unspecified')
       AND (mapContains(SpanAttributes, 'db.system') OR mapContains(SpanAttributes, 'db.system.name'))"""
 EMBEDDED_DATABASES_SQL = f"""
-SELECT x.client AS client, x.name AS server, x.source AS source, x.db_system AS db_system, {_VIRTUAL_MEASURES}
+SELECT x.client AS client, x.name AS server, x.source AS source, x.is_database AS database,
+       x.db_system AS db_system, {_VIRTUAL_MEASURES}
 FROM (SELECT cityHash64(TraceId, ParentSpanId) AS key FROM otel_traces
       WHERE {_IN_WINDOW} AND SpanKind IN ('Client', 'Producer') AND ParentSpanId != ''
         AND ServiceName IN (SELECT DISTINCT ServiceName FROM otel_traces WHERE {_EMBEDDED_DATABASE})) AS l
@@ -154,7 +167,7 @@ RIGHT JOIN (
     WHERE {_EMBEDDED_DATABASE}
 ) AS x ON l.key = x.key
 WHERE l.key = 0 AND x.name != ''
-GROUP BY client, server, source, db_system"""
+GROUP BY client, server, source, database, db_system"""
 
 SERVICES_SQL = f"""
 SELECT ServiceName AS service, count() AS spans FROM otel_traces
@@ -164,7 +177,8 @@ WHERE {_IN_WINDOW} AND ServiceName != '' GROUP BY service"""
 async def service_graph(store: Store, window: Window, *, service: str | None = None) -> dict[str, Any]:
     """{"nodes": [...], "edges": [...]} of the window; with `service`, only the edges it is an end of
     (and their nodes). The queries run concurrently, but for the LLM calls' (after the pairing)."""
-    params: dict[str, Any] = {**window.params(), "peer_keys": list(PEER_ATTRIBUTES)}
+    params: dict[str, Any] = {**window.params(), "database_keys": list(DATABASE_ATTRIBUTES),
+                              "database_names": list(DATABASE_NAMES), "peer_names": list(PEER_NAMES)}
     others = asyncio.gather(*(store.fetch(sql, params)
                               for sql in (USERS_SQL, CLIENTS_SQL, EMBEDDED_DATABASES_SQL, SERVICES_SQL)))
     try:
@@ -183,11 +197,10 @@ async def service_graph(store: Store, window: Window, *, service: str | None = N
     for row in llm:
         graph.add_edge(row, row["client"], row["server"], "virtual", "llm", "virtual_node", "gen_ai.provider.name")
     for row in [*clients, *embedded]:
-        source = row["source"]
-        database = source in DATABASE_ATTRIBUTES
+        database = bool(row["database"])
         node_type = _database_type(row["db_system"]) if database else "external"
         graph.add_edge(row, row["client"], row["server"], "virtual", node_type,
-                       "database" if database else "virtual_node", source)
+                       "database" if database else "virtual_node", row["source"])
     return {"start": rfc3339(params["start"]), "end": rfc3339(params["end"]), "window_seconds": window.seconds,
             **graph.answer(service)}
 
@@ -278,7 +291,10 @@ def _edge_query(edge: dict[str, Any]) -> str:
     if "paired" in edge["_origins"]:
         parts.append(f"({{ resource.service.name = {client} && (kind = client || kind = producer) }} && {served})")
     if edge["_sources"]:
-        peers = " || ".join(f"span.{source} = {server}" for source in sorted(edge["_sources"]))
+        # An address named with its port is looked up by the address alone.
+        address = _quote(edge["server"].rsplit(":", 1)[0])
+        peers = " || ".join(f"span.{source} = {address if source == 'network.peer.address' else server}"
+                            for source in sorted(edge["_sources"]))
         parts.append(f"{{ resource.service.name = {client} && ({peers}) }}")
     query = " || ".join(parts)
     return query[1:-1] if len(parts) == 1 and query.startswith("(") else query
