@@ -291,3 +291,28 @@ def test_alertmanager_gets_firing_alerts_resent_each_minute_and_resolved_ones_fo
         await ev.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_budget_per_user_keeps_hundreds_of_groups_across_a_restart(store, receiver):
+    app = "app-" + uuid.uuid4().hex[:8]
+    write(store, [llm_call(NOW - timedelta(minutes=5), app=app, cost=2.0 if i % 3 else 0.5, user=f"user-{i}")
+                  for i in range(450)])
+    [rule] = parse_rules(f"rules:\n  - {{name: Users{app[4:]}, signal: budget, period: day, amount: 1, "
+                         f"group_by: [user], filters: {{app: {app}}}}}\n", "rules.yaml")
+    clock = Clock(NOW)
+
+    async def scenario() -> None:
+        first = Evaluator(store, [rule], Notifier([], []), interval_s=30, tz=ZoneInfo("UTC"),
+                          external_url="http://x", timeout_s=10, clock=clock)
+        await first.load()
+        await first.evaluate()
+        assert len(first.alerts) == 300  # the users over their $1, the others not
+        await first.stop()
+        again = Evaluator(store, [rule], Notifier([], []), interval_s=30, tz=ZoneInfo("UTC"),
+                          external_url="http://x", timeout_s=10, clock=clock)
+        await again.load()
+        assert {a.labels["user"] for a in again.alerts.values()} == {f"user-{i}" for i in range(450) if i % 3}
+        assert {a.state for a in again.alerts.values()} == {"firing"}
+        await again.stop()
+
+    asyncio.run(scenario())

@@ -18,6 +18,7 @@ from llmlens.server.store import Store
 
 PENDING, FIRING, RESOLVED, INACTIVE = "pending", "firing", "resolved", "inactive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ROWS_PER_INSERT = 200  # a rule grouped by user may change thousands of groups at once
 
 
 def iso(value: datetime) -> str:
@@ -87,8 +88,10 @@ class AlertStateStore:
     async def save(self, alerts: Sequence[Alert], now: datetime, gone: Sequence[Alert] = ()) -> None:
         """Write the current form of `alerts`, and `gone` ones as inactive."""
         rows = [(a, a.state) for a in alerts] + [(a, INACTIVE) for a in gone]
-        if not rows:
-            return
+        for chunk in range(0, len(rows), ROWS_PER_INSERT):
+            await self._save(rows[chunk:chunk + ROWS_PER_INSERT], now)
+
+    async def _save(self, rows: Sequence[tuple[Alert, str]], now: datetime) -> None:
         values, params = [], {"now": sql_time(now)}
         for i, (a, state) in enumerate(rows):
             values.append(f"({{r{i}:String}}, {{f{i}:String}}, {{l{i}:String}}, {{s{i}:String}}, {{v{i}:Float64}}, "
@@ -103,8 +106,10 @@ class AlertStateStore:
             "Notified, Annotations, UpdatedAt) VALUES " + ", ".join(values), params)
 
     async def record(self, transitions: Sequence[Transition]) -> None:
-        if not transitions:
-            return
+        for chunk in range(0, len(transitions), ROWS_PER_INSERT):
+            await self._record(transitions[chunk:chunk + ROWS_PER_INSERT])
+
+    async def _record(self, transitions: Sequence[Transition]) -> None:
         values, params = [], {}
         for i, t in enumerate(transitions):
             values.append(f"({{t{i}:DateTime64(6)}}, {{r{i}:String}}, {{f{i}:String}}, {{l{i}:String}}, "
