@@ -42,9 +42,10 @@ def _alerting(request: Request) -> Alerting:
 
 
 async def _current(alerting: Alerting) -> list[Alert]:
-    """Alerts as this process evaluates them, or as the evaluating replica stored them."""
+    """Alerts as this process evaluates them, or as the evaluating replica stored them (with its mutes)."""
     if alerting.evaluating:
         return list(alerting.evaluator.alerts.values())
+    alerting.evaluator.mutes = await alerting.evaluator.state.mutes()
     return await alerting.evaluator.state.load()
 
 
