@@ -177,3 +177,29 @@ def _wait(fetch, timeout: float):
             return found
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+def test_a_server_that_does_not_evaluate_serves_the_stored_state(tmp_path: Path) -> None:
+    """A replica with --no-evaluate-alerts answers from what the evaluating one stored (here the same
+    store, one process after the other: chDB opens a folder in one process at a time)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("for: 2s", "for: 0s"))
+    evaluating = ServerProcess(tmp_path / "data", extra_args=[
+        "--rules-file", str(rules), "--rules-interval", "1s", "--no-alerts-default-rules"]).start()
+    try:
+        send_calls(evaluating, "gpt-4o", errors=5, ok=0)
+        _wait(lambda: evaluating.get("/api/v1/alerts").json()["data"]["alerts"], timeout=20)
+    finally:
+        evaluating.terminate()
+    reading = ServerProcess(tmp_path / "data", extra_args=[
+        "--rules-file", str(rules), "--no-alerts-default-rules", "--no-evaluate-alerts"]).start()
+    try:
+        [alert] = reading.get("/api/v1/alerts").json()["data"]["alerts"]
+        assert (alert["state"], alert["labels"]["model"], float(alert["value"])) == ("firing", "gpt-4o", 1.0)
+        [rule] = reading.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]
+        assert (rule["state"], rule["health"], rule["muted"]) == ("firing", "unknown", False)
+        assert httpx.post(f"{reading.url}/api/v1/rules/HighErrorRate/mute", timeout=10).status_code == 200
+        [rule] = reading.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]
+        assert rule["muted"] is True and rule["mutedUntil"].startswith("2200-")
+    finally:
+        reading.terminate()
