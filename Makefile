@@ -4,10 +4,11 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 # Debian packages the tests drive for real: a browser for the UI tests, Prometheus (and promtool)
-# for the metrics tests, Alertmanager (and amtool) for the alerts tests.
-DEBIAN_PACKAGES ?= chromium prometheus prometheus-alertmanager
+# for the metrics tests, Alertmanager (and amtool) for the alerts tests, docker-compose and HAProxy
+# to check the deploy files (kubectl, with Kustomize 5, comes with the machine image: Debian's is 1.20).
+DEBIAN_PACKAGES ?= chromium prometheus prometheus-alertmanager docker-compose haproxy
 
-.PHONY: test install system-deps lint bench
+.PHONY: test install system-deps lint bench deploy-files
 
 test: install system-deps
 	$(PYTHON) -m pytest -q
@@ -30,3 +31,7 @@ lint:
 bench:
 	$(PYTHON) benchmarks/ingest.py
 	$(PYTHON) benchmarks/query.py
+
+# Rewrites the deploy files that llmlens generates (rules, dashboards, provisioning): see deploy/README.md.
+deploy-files:
+	$(PYTHON) deploy/generate.py
