@@ -25,7 +25,7 @@ from llmlens.server.normalise import build_cost_model
 from llmlens.server.receive.workers import build_batch
 from llmlens.server.store import Store
 from llmlens.server.store.chdb_backend import ChdbBackend
-from llmlens.server.store.insert_check import _NEW_PARTS
+from llmlens.server.store.insert_check import InsertCheck
 from tests.integration.otlp_requests import (
     export_response,
     fetch_all_traces,
@@ -101,20 +101,25 @@ def otel_traces_block(count: int):
     return build_batch("traces", request.SerializeToString(), "protobuf", build_cost_model()).arrow["otel_traces"]
 
 
-def stored_spans(backend: ChdbBackend) -> int:
+def stored_spans(backend) -> int:
     return int(backend.fetch("SELECT count() AS c FROM otel_traces")[0]["c"])
 
 
-def test_an_insert_that_cannot_write_its_part_raises_and_its_retry_stores_it_once(disk: Path) -> None:
+@pytest.mark.parametrize("proof", ["part folder", "system.parts"])
+def test_an_insert_that_cannot_write_its_part_raises_and_its_retry_stores_it_once(
+        disk: Path, proof: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """chDB's streaming insert returns normally when the disk is full; the backend raises instead, and
-    the retry with the same token (the writer's) stores the rows once when space is back."""
+    the retry with the same token (the writer's) stores the rows once when space is back. Both ways
+    of proving an insert: its part's folder, and (without a folder to list) system.parts' rows."""
+    if proof == "system.parts":
+        monkeypatch.setattr(InsertCheck, "_parts_on_disk", lambda self, table: None)
     backend = ChdbBackend(disk / "data")
     store = Store(backend)
     try:
         backend.insert("otel_traces", otel_traces_block(50), "first")
         block = otel_traces_block(SPANS)
         filler = fill(disk, 200 * 1024)
-        with pytest.raises(StoreError, match=f"reported success but 0 of its {SPANS} rows are stored"):
+        with pytest.raises(StoreError, match=f"reported success but (none|0) of its {SPANS} rows are stored"):
             backend.insert("otel_traces", block, "second")
         assert stored_spans(backend) == 50
         filler.unlink()
@@ -126,27 +131,30 @@ def test_an_insert_that_cannot_write_its_part_raises_and_its_retry_stores_it_onc
 
 
 def test_a_stored_block_whose_check_failed_is_recognised_on_retry(disk: Path, monkeypatch) -> None:
-    """The rows landed but the check's query failed (injected: chDB cannot be made to fail a query on
-    demand); the retry is dropped by the engine as a duplicate, and the check still finds the part."""
+    """The rows landed but the check failed (injected: chDB cannot be made to fail a listing or a
+    query on demand); the retry is dropped by the engine as a duplicate, and the check still finds
+    the part the first try made."""
     backend = ChdbBackend(disk / "data")
     store = Store(backend)
     try:
-        real_fetch = backend.fetch
+        real_listing = InsertCheck._new_blocks_on_disk
         failed = []
 
-        def fetch_failing_once(sql, params=None):
-            if sql == _NEW_PARTS and not failed:
-                failed.append(sql)
-                raise StoreError("injected: the check's query failed")
-            return real_fetch(sql, params)
+        def listing_failing_once(self, table, base, claimed):
+            if not failed:
+                failed.append(table)
+                raise StoreError("injected: the check failed")
+            return real_listing(self, table, base, claimed)
 
-        monkeypatch.setattr(backend, "fetch", fetch_failing_once)
+        monkeypatch.setattr(InsertCheck, "_new_blocks_on_disk", listing_failing_once)
         block = otel_traces_block(300)
         with pytest.raises(StoreError, match="injected"):
             backend.insert("otel_traces", block, "landed")
         assert stored_spans(backend) == 300  # it did land
         backend.insert("otel_traces", block, "landed")  # deduplicated by the engine, confirmed by the check
         assert stored_spans(backend) == 300
+        backend.insert("otel_traces", otel_traces_block(7), "next")  # and the next insert is checked as usual
+        assert stored_spans(backend) == 307
     finally:
         store.close()
 
@@ -169,6 +177,33 @@ def test_below_the_floor_inserts_are_refused_before_trying(disk: Path) -> None:
         assert stored_spans(backend) == 10
     finally:
         store.close()
+
+
+def test_the_clickhouse_backend_raises_when_the_server_cannot_write(disk: Path) -> None:
+    """The server backend needs no check of its own: a ClickHouse server answers an insert that does
+    not fit with NOT_ENOUGH_SPACE, which becomes a StoreError (503). Here the stand-in server of the
+    ClickHouse tests (chDB behind ClickHouse's HTTP interface) keeps its data on the full disk."""
+    from llmlens.server.store.clickhouse_backend import ClickHouseBackend
+    from tests.integration.test_clickhouse_backend import Endpoint
+
+    endpoint = Endpoint(disk / "clickhouse")
+    backend = None
+    try:
+        backend = ClickHouseBackend(endpoint.url("diskfull"))
+        store = Store(backend)
+        assert backend.disk_problem() is None  # the server's disk is its operator's to watch
+        block = otel_traces_block(SPANS)
+        filler = fill(disk, 200 * 1024)
+        with pytest.raises(StoreError, match="NOT_ENOUGH_SPACE|not enough space|No space left"):
+            backend.insert("otel_traces", block, "full")
+        filler.unlink()
+        backend.insert("otel_traces", block, "full")
+        assert stored_spans(backend) == SPANS
+        store.close()
+    finally:
+        if backend is not None:
+            backend.close()
+        endpoint.stop()
 
 
 # --- a real server ---------------------------------------------------------------------------------

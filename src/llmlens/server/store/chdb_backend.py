@@ -50,7 +50,7 @@ class ChdbBackend:
         self._all: list[Any] = []
         self._lock = threading.Lock()
         self.disk = DiskWatch(self.path)
-        self._checked = InsertCheck()
+        self._checked = InsertCheck(self.fetch)
         self._insert_outage = OutageLog(log, "inserts into the embedded store fail",
                                         "inserts into the embedded store succeed again")
         self._conn()  # open now, so a locked directory fails at start-up, not at first query
@@ -85,12 +85,12 @@ class ChdbBackend:
     def insert(self, table: str, data: pa.Table, dedup_token: str) -> None:
         # Below the free-space floor or on a read-only disk: refuse before trying (DiskFull).
         self.disk.check()
-        if self._checked.confirmed(dedup_token):
-            return  # stored by an earlier try; the engine would drop the resend as a duplicate
-        self._checked.before(table, dedup_token, self.fetch)
+        if data.num_rows == 0 or self._checked.confirmed(dedup_token):
+            return  # nothing to store, or stored by an earlier try (the engine would drop the resend)
+        self._checked.before(table, dedup_token)
         try:
             self._stream_insert(table, data, dedup_token)
-            self._checked.after(table, dedup_token, data.num_rows, self.fetch)
+            self._checked.after(table, dedup_token, data)
         except NotStored as exc:
             problem = self.disk.problem()  # the likely cause, when the disk shows it
             error = NotStored(f"{exc}: {problem}") if problem else exc
