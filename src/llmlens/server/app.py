@@ -16,11 +16,15 @@ from llmlens.server.alerts.service import alerting
 from llmlens.server.api.alerts_routes import router as alerts_router
 from llmlens.server.api.auth import ApiKeyMiddleware
 from llmlens.server.api.errors import install_error_handlers
+from llmlens.server.api.metrics_routes import router as metrics_router
 from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
 from llmlens.server.api.security import HostCheckMiddleware, HostPolicy, SecurityHeadersMiddleware
 from llmlens.server.api.services_routes import router as services_router
 from llmlens.server.api.ui import router as ui_router
+from llmlens.server.metrics.aggregator import DERIVATIONS as METRICS_DERIVATIONS
+from llmlens.server.metrics.aggregator import ServerMetrics
+from llmlens.server.metrics.request_timing import RequestTiming
 from llmlens.server.normalise import TimeWindow, build_cost_model
 from llmlens.server.receive.grpc import grpc_service
 from llmlens.server.receive.http import otlp_routes
@@ -38,7 +42,7 @@ log = logging.getLogger("llmlens.server")
 def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     """The app owns `store` from here on: it closes it when the lifespan ends."""
     # What every normalised batch is run through where it is built (see store/batch.py).
-    derivations = DEFAULT_DERIVATIONS
+    derivations = (*DEFAULT_DERIVATIONS, *METRICS_DERIVATIONS)
     window = TimeWindow(settings.retention_days, settings.max_future_skew_s)  # the times a record may carry
 
     def workers() -> ProcessPoolExecutor:
@@ -47,12 +51,16 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     ingestor = Ingestor(store, build_cost_model(settings.prices_file, settings.mask_pii, window),
                         workers if settings.ingest_workers else None, derivations,
                         max_inflight_bytes=settings.max_inflight_bytes)
+    metrics = ServerMetrics(settings.metrics, store, settings.data_dir)
+    store.on_commit(metrics.on_commit)  # counters move for committed rows only: each counted once
+    ingestor.outcomes = metrics.health  # told how each export was answered
 
     # Started in this order, stopped in reverse: stop taking new exports, let in-flight ones
     # finish, then commit what was accepted.
     services = [
         on_stop("store", store.close),
         on_stop("ingest workers", ingestor.close),
+        metrics.service(),
     ]
     if settings.grpc_port:
         services.append(grpc_service(ingestor, settings))
@@ -76,6 +84,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.state.store = store
     app.state.ingestor = ingestor
     app.state.alerts = alerts
+    app.state.metrics = metrics
     install_error_handlers(app)
     app.router.routes.extend(otlp_routes())
     app.include_router(api_router)
@@ -84,6 +93,8 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.include_router(services_router)
     app.include_router(ui_router, tags=["ui"])
     app.include_router(web_router, include_in_schema=False)
+    app.include_router(metrics_router)
+    app.add_middleware(RequestTiming, registry=metrics.registry)
     app.add_middleware(GZipMiddleware, minimum_size=4096)
     if settings.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)

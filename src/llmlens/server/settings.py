@@ -92,6 +92,11 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds a service-graph client or server span waits for its other half", section="metrics"),
     Setting("edge_max_pending", int, 10000,
             "unpaired service-graph spans held at most; past it the oldest expire", section="metrics"),
+    Setting("exemplars", bool, True,
+            "trace and span ids on histogram buckets of /metrics in OpenMetrics (Grafana links to the trace)",
+            section="metrics"),
+    Setting("otlp_staleness_s", float, 300.0,
+            "seconds a series of /metrics/otlp stays without new points before it is dropped", section="metrics"),
     # [alerts]: rules, their evaluation and where alerts go (server/alerts/)
     Setting("rules_file", str, None, "YAML file of alert rules, evaluated with the default rules (a rule of "
             "the same name replaces a default one); check it with `llmlens rules check FILE`",
@@ -126,6 +131,8 @@ class MetricsSettings:
     max_series: int
     edge_wait_s: float
     edge_max_pending: int
+    exemplars: bool
+    otlp_staleness_s: float
 
 
 @dataclass(frozen=True)
@@ -320,6 +327,8 @@ def _validate(s: ServerSettings) -> None:
         raise SettingsError(f"metrics edge_wait_s must be between 0.1 and 600, got {m.edge_wait_s}")
     if not 100 <= m.edge_max_pending <= 10_000_000:
         raise SettingsError(f"metrics edge_max_pending must be between 100 and 10000000, got {m.edge_max_pending}")
+    if not 10 <= m.otlp_staleness_s <= 86400:
+        raise SettingsError(f"metrics otlp_staleness_s must be between 10 and 86400, got {m.otlp_staleness_s}")
     _validate_alerts(s.alerts)
     if s.clickhouse_url and not s.clickhouse_url.startswith(("http://", "https://")):
         raise SettingsError(f"clickhouse_url must start with http:// or https://, got {s.clickhouse_url.split('@')[-1]!r}")

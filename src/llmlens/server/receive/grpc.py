@@ -35,6 +35,7 @@ def _export_handler(ingestor: Ingestor, signal: Signal):
             with ingestor.inflight.hold(len(body)):
                 result = await ingestor.ingest(signal.name, body, "protobuf")
         except ServerError as exc:
+            ingestor.outcomes.refused(signal.name, "grpc", exc)
             message = str(exc)
             if isinstance(exc, StoreError):
                 log.error("could not ingest %s: %s", signal.name, exc)

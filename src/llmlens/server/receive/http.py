@@ -46,6 +46,7 @@ def _endpoint(signal: Signal):
                 # The body is passed on, not kept here, so that it is freed when its batch is built.
                 result = await ingestor.ingest(signal.name, await _body(request, reader, limit, held), kind)
             except ServerError as exc:
+                ingestor.outcomes.refused(signal.name, "http", exc)
                 held.release()
                 await reader.discard()
                 return _error(exc, signal.name, kind, close=not reader.complete)

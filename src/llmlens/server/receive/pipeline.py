@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from llmlens.server.errors import Unavailable
+from llmlens.server.errors import ServerError, Unavailable
 from llmlens.server.normalise import CostModel
 from llmlens.server.receive.inflight import InflightBytes
 from llmlens.server.receive.workers import build_batch, build_in_worker
@@ -28,6 +29,16 @@ class IngestResult:
     accepted: int
     rejected: int
     message: str
+
+
+class ExportOutcomes:
+    """Told how each export was answered (the server's own metrics listen); by default nobody is."""
+
+    def answered(self, signal: str, batch: Batch, seconds: float) -> None:
+        """Answered 200, `seconds` after the body arrived (some items may have been rejected)."""
+
+    def refused(self, signal: str, transport: str, error: ServerError) -> None:
+        """Answered with an error (called by the transport that answers)."""
 
 
 class Ingestor:
@@ -49,6 +60,7 @@ class Ingestor:
         self.workers = start_workers() if start_workers else None
         self.inflight = InflightBytes(max_inflight_bytes or sys.maxsize)
         self.shutting_down = asyncio.Event()
+        self.outcomes = ExportOutcomes()
 
     def begin_shutdown(self) -> None:
         """Set `shutting_down`; safe to call from a signal handler in the event loop's thread."""
@@ -95,11 +107,13 @@ class Ingestor:
     async def ingest(self, signal: str, body: bytes, kind: BodyKind) -> IngestResult:
         """Decode, normalise and commit one body. A caller that keeps no reference to `body` lets it
         be freed once its batch is built, instead of after the commit."""
+        started = time.perf_counter()
         with self.store.incoming():
             batch = await self.build(signal, body, kind)
             del body
             future = self.store.submit(batch)
         await asyncio.wrap_future(future)
+        self.outcomes.answered(signal, batch, time.perf_counter() - started)
         return IngestResult(batch.accepted, batch.rejected, batch.error_message())
 
     def close(self) -> None:
