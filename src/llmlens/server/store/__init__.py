@@ -88,11 +88,14 @@ class Store:
 
 
 def open_backend(*, data_dir: str | None = None, clickhouse_url: str | None = None,
-                 query_timeout_s: float = 30.0) -> Backend:
+                 clickhouse_cluster: str | None = None, query_timeout_s: float = 30.0) -> Backend:
+    """The embedded store in `data_dir`, or a ClickHouse server (the Distributed tables of a cluster)."""
     if clickhouse_url:
         from llmlens.server.store.clickhouse_backend import ClickHouseBackend
 
-        return ClickHouseBackend(clickhouse_url, query_timeout_s=query_timeout_s)
+        return ClickHouseBackend(clickhouse_url, cluster=clickhouse_cluster, query_timeout_s=query_timeout_s)
+    if clickhouse_cluster:
+        raise ValueError("a ClickHouse cluster needs a ClickHouse URL (one of its hosts)")
     from llmlens.server.store.chdb_backend import ChdbBackend
 
     if not data_dir:

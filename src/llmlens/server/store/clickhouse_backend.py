@@ -8,6 +8,9 @@ backend runs. Query parameters are bound on the server (`{name:Type}` placeholde
 Why a client per thread: a clickhouse-connect client is not safe for concurrent queries
 from several threads, and the store runs a writer thread and a pool of readers. Clients
 share urllib3's connection pool, which is thread-safe.
+
+On a cluster (`cluster=NAME`) the tables the queries name are Distributed tables over Replicated
+local tables (store/ddl.py); the SQL stays the same and the settings below make it right there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pyarrow as pa
 
 from llmlens.server.errors import QueryTimeout, StoreError
 from llmlens.server.store.backend import insert_settings
+from llmlens.server.store.ddl import Layout, check_cluster_name, create_database, string_literal
 
 # chDB's values of the settings that decide how JSONEachRow renders values. Servers of other
 # versions default some differently (64-bit integers were quoted by default before 25.x).
@@ -41,9 +45,32 @@ _JSON_SHAPE_SETTINGS: dict[str, Any] = {
     "output_format_decimal_trailing_zeros": 0,
     "date_time_output_format": "simple",
 }
+# On a cluster, for every read. The queries were written for one server; these keep them right and
+# cheap over Distributed tables:
+# - distributed_product_mode: a query over a Distributed table with an IN (subquery) or JOIN over
+#   another one (the trace list, sessions, search, the service graph) is refused by default ('deny').
+#   'global' runs the subquery once and sends its result to every shard: right whatever the tables'
+#   sharding (the service graph's "services that have an embedded database" spans all traces).
+# - optimize_skip_unused_shards: WHERE TraceId = ... (one trace's spans, calls, scores, its
+#   trace_index rows and the otel_traces_trace_id_ts view) reads only the shard the id hashes to.
+# GROUP BY over a Distributed table is aggregated on each shard and merged by the host llmlens asks;
+# grouped by TraceId (the sharding key's column) each shard finishes it alone
+# (optimize_distributed_group_by_sharding_key, on by default). FINAL is applied by each shard to
+# its own rows: right for the alert tables, sharded by Rule so all versions of a row share a shard.
+_CLUSTER_READ_SETTINGS: dict[str, Any] = {
+    "distributed_product_mode": "global",
+    "optimize_skip_unused_shards": 1,
+}
+# On a cluster, for every insert (into a Distributed table). insert_distributed_sync (the old name of
+# distributed_foreground_insert, accepted by every version): the INSERT returns once each shard's
+# part of the block is written on one of its replicas, so a 2xx still means stored, and the
+# block's insert_deduplication_token travels with each part to the Replicated table, which drops a
+# retried part. The background mode would acknowledge rows only queued on the receiving host's disk.
+_CLUSTER_INSERT_SETTINGS: dict[str, Any] = {"insert_distributed_sync": 1}
 _AUTHENTICATION_FAILED = 516
 _UNKNOWN_DATABASE = 81
 _TIMEOUT_EXCEEDED = 159
+_CLUSTER_DOESNT_EXIST = 701
 
 
 @dataclass(frozen=True)
@@ -92,13 +119,20 @@ class ClickHouseTarget:
 class ClickHouseBackend:
     name = "clickhouse"
 
-    def __init__(self, url: str, *, query_timeout_s: float = 30.0, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, *, cluster: str | None = None, query_timeout_s: float = 30.0,
+                 connect_timeout: int = 10) -> None:
         try:
             import clickhouse_connect  # imported here: only the server tier installs it
         except ImportError as exc:
             raise StoreError("the ClickHouse backend needs clickhouse-connect: pip install 'llmlens[server]'") from exc
         self._connect = clickhouse_connect.get_client
         self.target = ClickHouseTarget.parse(url)
+        self.cluster = cluster or None
+        if self.cluster:
+            try:
+                check_cluster_name(self.cluster)
+            except ValueError as exc:
+                raise StoreError(str(exc)) from None
         self._query_timeout = float(query_timeout_s)
         # The HTTP read timeout outlasts the server's own limit, so the server's clear error arrives.
         self._timeouts = {"connect_timeout": connect_timeout,
@@ -114,13 +148,13 @@ class ClickHouseBackend:
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         client = self._client()
-        settings = {**self._settings, "max_execution_time": self._query_timeout}
+        settings = {**self._read_settings, "max_execution_time": self._query_timeout}
         self._call(lambda: client.command(sql, parameters=_params(params), settings=settings))
 
     def fetch(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         client = self._client()
         # One runaway query must not hold a reader forever (the chDB backend sets the same limit).
-        settings = {**self._settings, "max_execution_time": self._query_timeout}
+        settings = {**self._read_settings, "max_execution_time": self._query_timeout}
         data = self._call(lambda: client.raw_query(sql, parameters=_params(params), fmt="JSONEachRow",
                                                    settings=settings))
         return [orjson.loads(line) for line in data.splitlines() if line]
@@ -128,10 +162,15 @@ class ClickHouseBackend:
     def insert(self, table: str, data: pa.Table, dedup_token: str) -> None:
         client = self._client()
         settings = {**self._settings, **insert_settings(dedup_token)}
+        if self.cluster:
+            settings.update(_CLUSTER_INSERT_SETTINGS)
         self._call(lambda: client.insert_arrow(table, data, settings=settings))
 
     def disk_bytes(self) -> int:
-        rows = self.fetch("SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND database = currentDatabase()")
+        # On a cluster: every replica's parts (what the data takes on all the cluster's disks).
+        parts = (f"clusterAllReplicas({string_literal(self.cluster)}, system.parts)" if self.cluster
+                 else "system.parts")
+        rows = self.fetch(f"SELECT sum(bytes_on_disk) AS b FROM {parts} WHERE active AND database = currentDatabase()")
         return int(rows[0]["b"] or 0) if rows else 0
 
     # A server's disk is its operator's: ClickHouse keeps its own free-space reserve and answers an
@@ -170,8 +209,9 @@ class ClickHouseBackend:
             return
         bootstrap = self._open("default")
         try:
-            name = "`" + self.target.database.replace("\\", "\\\\").replace("`", "\\`") + "`"
-            self._call(lambda: bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {name}"))
+            # On a cluster, ON CLUSTER: the schema's DDL names the database on every host.
+            statement = create_database(Layout(cluster=self.cluster, database=self.target.database))
+            self._call(lambda: bootstrap.command(statement))
         finally:
             with contextlib.suppress(Exception):
                 bootstrap.close()
@@ -184,6 +224,10 @@ class ClickHouseBackend:
             with self._lock:
                 self._all.append(client)
         return client
+
+    @property
+    def _read_settings(self) -> dict[str, Any]:
+        return {**self._settings, **_CLUSTER_READ_SETTINGS} if self.cluster else self._settings
 
     @property
     def _settings(self) -> dict[str, Any]:
@@ -216,6 +260,9 @@ class ClickHouseBackend:
             return StoreError(f"ClickHouse at {where} refused user {self.target.username!r}: {text}")
         if code == _TIMEOUT_EXCEEDED:
             return QueryTimeout(f"the query ran past its {self._query_timeout:g} s limit")
+        if code == _CLUSTER_DOESNT_EXIST and self.cluster:
+            return StoreError(f"ClickHouse at {where} has no cluster {self.cluster!r} in its <remote_servers> "
+                              "(SELECT DISTINCT cluster FROM system.clusters lists those it has)")
         if code == _UNKNOWN_DATABASE:
             return StoreError(f"ClickHouse at {where}: {text}")
         if isinstance(exc, OperationalError) and code is None:

@@ -1,7 +1,8 @@
-"""Versioned schema: numbered SQL files in sql/, applied in order, recorded in a table.
+"""Versioned schema: numbered SQL templates in sql/, applied in order, recorded in a table.
 
-A later release adds `002_*.sql`; `migrate()` applies what a store has not seen yet.
-The same files run on chDB and on a ClickHouse server.
+A later release adds `008_*.sql`; `migrate()` applies what a store has not seen yet. The same
+templates serve the embedded store, a ClickHouse server and a cluster (store/ddl.py renders them),
+and `script()` prints what `migrate()` runs, for a DBA to read (`llmlens db schema`).
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+from llmlens.server.store import ddl
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES
+from llmlens.server.store.ddl import Layout
 
-MAX_TTL_DAYS = 3650
+MAX_TTL_DAYS = ddl.MAX_TTL_DAYS
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
 def migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL text) of every bundled migration, in order."""
+    """(version, file name, SQL template) of every bundled migration, in order."""
     found = []
     for entry in resources.files("llmlens.server.store").joinpath("sql").iterdir():
         match = _FILE.match(entry.name)
@@ -26,52 +29,80 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def statements(sql: str, ttl_days: int) -> list[str]:
-    """Split a migration into statements (each ends with ';' at a line end), comments removed."""
-    # DateTime runs out in 2106: a longer TTL would wrap around and drop every insert.
-    if not isinstance(ttl_days, int) or not 1 <= ttl_days <= MAX_TTL_DAYS:
-        raise ValueError(f"ttl_days must be an integer from 1 to {MAX_TTL_DAYS}")
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    text = "\n".join(lines).replace("{ttl_days}", str(ttl_days))
-    return [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
+def statements(sql: str, ttl_days: int, layout: Layout | None = None) -> list[str]:
+    """A migration's statements for `layout` (default: the embedded store or a single server)."""
+    return ddl.render(sql, layout or Layout(), ttl_days)
 
 
-def current_version(backend: Backend) -> int:
-    backend.execute(
-        "CREATE TABLE IF NOT EXISTS llmlens_schema_migrations "
-        "(Version UInt32, Name String, AppliedAt DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY Version"
-    )
-    rows = backend.fetch("SELECT max(Version) AS v FROM llmlens_schema_migrations")
+def layout_of(backend: Backend) -> Layout:
+    """The layout a backend stores in: a cluster when it was opened with one."""
+    cluster = getattr(backend, "cluster", None)
+    if not cluster:
+        return Layout()
+    return Layout(cluster=cluster, database=backend.target.database)  # type: ignore[attr-defined]
+
+
+def current_version(backend: Backend, layout: Layout | None = None) -> int:
+    layout = layout or layout_of(backend)
+    backend.execute(ddl.migrations_table(layout))
+    rows = backend.fetch(f"SELECT max(Version) AS v FROM {layout.name(ddl.MIGRATIONS)}")
     return int(rows[0]["v"] or 0) if rows else 0
 
 
-def migrate(backend: Backend, ttl_days: int) -> int:
-    """Bring the store to the newest schema; returns the version it is at."""
-    version = current_version(backend)
+def migrate(backend: Backend, ttl_days: int, layout: Layout | None = None) -> int:
+    """Bring the store to the newest schema; returns the version it is at.
+
+    On a cluster every statement runs ON CLUSTER and the version is recorded once, in a table with a
+    copy on every host. Statements are idempotent (IF [NOT] EXISTS), so a migration cut short (a host
+    that did not answer in time) is finished by the next run, and two replicas starting at once only
+    record a version twice.
+    """
+    layout = layout or layout_of(backend)
+    ddl.check_ttl_days(ttl_days)
+    version = current_version(backend, layout)
     for number, name, sql in migrations():
         if number <= version:
             continue
-        for statement in statements(sql, ttl_days):
+        for statement in ddl.render(sql, layout, ttl_days):
             backend.execute(statement)
-        backend.execute(
-            "INSERT INTO llmlens_schema_migrations (Version, Name) VALUES ({v:UInt32}, {n:String})",
-            {"v": number, "n": name},
-        )
+        backend.execute(ddl.record_migration(layout), {"v": number, "n": name})
         version = number
     return version
 
 
-def apply_retention(backend: Backend, ttl_days: int) -> None:
+def script(layout: Layout, ttl_days: int) -> str:
+    """Every statement `migrate()` runs on an empty store, as a script (`llmlens db schema`)."""
+    ddl.check_ttl_days(ttl_days)
+    where = (f"a ClickHouse cluster {layout.cluster!r}, database {layout.database!r}" if layout.cluster
+             else "the embedded store or a single ClickHouse server")
+    every = migrations()
+    parts = [f"-- llmlens schema {every[-1][0] if every else 0} for {where}; retention {ttl_days} days.\n"
+             "-- `llmlens db init` runs these statements in this order (what a store has already seen is skipped)."]
+    if layout.cluster:  # a single server's database is created by llmlens from the URL
+        parts.append(ddl.create_database(layout) + ";")
+    parts.append(ddl.migrations_table(layout) + ";")
+    for number, name, sql in every:
+        body = [f"-- {name}"]
+        body += [statement + ";" for statement in ddl.render(sql, layout, ttl_days)]
+        body.append(ddl.record_migration_literal(layout, number, name) + ";")
+        parts.append("\n\n".join(body))
+    return "\n\n".join(parts) + "\n"
+
+
+def apply_retention(backend: Backend, ttl_days: int, layout: Layout | None = None) -> None:
     """Make the TTL of every table match the configured retention (it may change between runs).
 
-    Only tables whose TTL differs are altered: MODIFY TTL re-checks every part of a table.
+    Only tables whose TTL differs are altered: MODIFY TTL re-checks every part of a table. On a
+    cluster the tables holding rows are the local ones, and the ALTER runs ON CLUSTER: the TTL
+    changes on every shard, whichever host llmlens is connected to.
     """
-    statements("", ttl_days)  # validates the number
-    ddl = _table_ddl(backend)
+    layout = layout or layout_of(backend)
+    ddl.check_ttl_days(ttl_days)
+    tables = _table_ddl(backend)
     wanted = f"toIntervalDay({int(ttl_days)})"
     for table, column in _TTL_COLUMNS.items():
-        if wanted not in ddl.get(table, wanted):
-            backend.execute(f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + {wanted}")
+        if wanted not in tables.get(layout.local_name(table), wanted):
+            backend.execute(ddl.modify_ttl(layout, table, column, ttl_days))
 
 
 def _table_ddl(backend: Backend) -> dict[str, str]:

@@ -2,10 +2,17 @@
 -- Raw tables follow the OpenTelemetry Collector ClickHouse exporter layout (the 2025 "sqltemplates"
 -- baseline) so Grafana's ClickHouse data source and other OTel tools read them as they are.
 -- Our own tables (llm_calls, llm_scores, trace_index) sit beside them, keyed by TraceId/SpanId.
--- {ttl_days} is filled in from settings (an integer, never user input). Statements end with ';'
--- on a line of its own.
+-- A template (store/ddl.py): {ttl_days} is filled in from settings (an integer, never user input);
+-- {local:...}, {engine:...}, {on_cluster}, {name:...} and {distributed:...} give the embedded store and
+-- a single server these statements as written, and a cluster Replicated local tables on every shard
+-- with a Distributed table over each, under the name the queries use. Statements end with ';' at a
+-- line end.
+-- Placement on a cluster: spans, LLM calls, scores and trace_index by cityHash64(TraceId), so a
+-- trace sits on one shard (one-trace lookups read one shard; per-trace GROUP BYs finish there);
+-- a log record with a trace id goes with its trace, one without by service and time; metric points
+-- by series (service, metric name, attributes), so a series sits on one shard.
 
-CREATE TABLE IF NOT EXISTS otel_traces (
+CREATE TABLE IF NOT EXISTS {local:otel_traces}{on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
@@ -38,30 +45,34 @@ CREATE TABLE IF NOT EXISTS otel_traces (
     INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_duration Duration TYPE minmax GRANULARITY 1
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))
 TTL toDateTime(Timestamp) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
-CREATE TABLE IF NOT EXISTS otel_traces_trace_id_ts (
+{distributed:otel_traces BY cityHash64(TraceId)};
+
+CREATE TABLE IF NOT EXISTS {local:otel_traces_trace_id_ts}{on_cluster} (
     TraceId String CODEC(ZSTD(1)),
     Start DateTime CODEC(Delta, ZSTD(1)),
     End DateTime CODEC(Delta, ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(Start)
 ORDER BY (TraceId, Start)
 TTL toDateTime(Start) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS otel_traces_trace_id_ts_mv TO otel_traces_trace_id_ts AS
+{distributed:otel_traces_trace_id_ts BY cityHash64(TraceId)};
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {name:otel_traces_trace_id_ts_mv}{on_cluster} TO {local:otel_traces_trace_id_ts} AS
 SELECT TraceId, min(Timestamp) AS Start, max(Timestamp) AS End
-FROM otel_traces
+FROM {local:otel_traces}
 WHERE TraceId != ''
 GROUP BY TraceId;
 
-CREATE TABLE IF NOT EXISTS otel_logs (
+CREATE TABLE IF NOT EXISTS {local:otel_logs}{on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
     TimestampTime DateTime DEFAULT toDateTime(Timestamp),
     TraceId String CODEC(ZSTD(1)),
@@ -85,14 +96,16 @@ CREATE TABLE IF NOT EXISTS otel_logs (
     INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(TimestampTime)
 PRIMARY KEY (ServiceName, TimestampTime)
 ORDER BY (ServiceName, TimestampTime, Timestamp)
 TTL TimestampTime + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
-CREATE TABLE IF NOT EXISTS otel_metrics_gauge (
+{distributed:otel_logs BY if(TraceId != '', cityHash64(TraceId), cityHash64(ServiceName, Timestamp))};
+
+CREATE TABLE IF NOT EXISTS {local:otel_metrics_gauge}{on_cluster} (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     ResourceSchemaUrl String CODEC(ZSTD(1)),
     ScopeName String CODEC(ZSTD(1)),
@@ -116,13 +129,15 @@ CREATE TABLE IF NOT EXISTS otel_metrics_gauge (
         SpanId String,
         TraceId String
     ) CODEC(ZSTD(1))
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(TimeUnix)
 ORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))
 TTL toDateTime(TimeUnix) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
-CREATE TABLE IF NOT EXISTS otel_metrics_sum (
+{distributed:otel_metrics_gauge BY cityHash64(ServiceName, MetricName, Attributes)};
+
+CREATE TABLE IF NOT EXISTS {local:otel_metrics_sum}{on_cluster} (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     ResourceSchemaUrl String CODEC(ZSTD(1)),
     ScopeName String CODEC(ZSTD(1)),
@@ -148,13 +163,15 @@ CREATE TABLE IF NOT EXISTS otel_metrics_sum (
     ) CODEC(ZSTD(1)),
     AggregationTemporality Int32 CODEC(ZSTD(1)),
     IsMonotonic Boolean CODEC(Delta, ZSTD(1))
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(TimeUnix)
 ORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))
 TTL toDateTime(TimeUnix) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
-CREATE TABLE IF NOT EXISTS otel_metrics_histogram (
+{distributed:otel_metrics_sum BY cityHash64(ServiceName, MetricName, Attributes)};
+
+CREATE TABLE IF NOT EXISTS {local:otel_metrics_histogram}{on_cluster} (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     ResourceSchemaUrl String CODEC(ZSTD(1)),
     ScopeName String CODEC(ZSTD(1)),
@@ -184,13 +201,15 @@ CREATE TABLE IF NOT EXISTS otel_metrics_histogram (
     Min Float64 CODEC(ZSTD(1)),
     Max Float64 CODEC(ZSTD(1)),
     AggregationTemporality Int32 CODEC(ZSTD(1))
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(TimeUnix)
 ORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))
 TTL toDateTime(TimeUnix) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
-CREATE TABLE IF NOT EXISTS otel_metrics_exponential_histogram (
+{distributed:otel_metrics_histogram BY cityHash64(ServiceName, MetricName, Attributes)};
+
+CREATE TABLE IF NOT EXISTS {local:otel_metrics_exponential_histogram}{on_cluster} (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     ResourceSchemaUrl String CODEC(ZSTD(1)),
     ScopeName String CODEC(ZSTD(1)),
@@ -224,13 +243,15 @@ CREATE TABLE IF NOT EXISTS otel_metrics_exponential_histogram (
     Min Float64 CODEC(ZSTD(1)),
     Max Float64 CODEC(ZSTD(1)),
     AggregationTemporality Int32 CODEC(ZSTD(1))
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(TimeUnix)
 ORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))
 TTL toDateTime(TimeUnix) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
-CREATE TABLE IF NOT EXISTS otel_metrics_summary (
+{distributed:otel_metrics_exponential_histogram BY cityHash64(ServiceName, MetricName, Attributes)};
+
+CREATE TABLE IF NOT EXISTS {local:otel_metrics_summary}{on_cluster} (
     ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     ResourceSchemaUrl String CODEC(ZSTD(1)),
     ScopeName String CODEC(ZSTD(1)),
@@ -252,15 +273,17 @@ CREATE TABLE IF NOT EXISTS otel_metrics_summary (
         Value Float64
     ) CODEC(ZSTD(1)),
     Flags UInt32 CODEC(ZSTD(1))
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(TimeUnix)
 ORDER BY (ServiceName, MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix))
 TTL toDateTime(TimeUnix) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
+{distributed:otel_metrics_summary BY cityHash64(ServiceName, MetricName, Attributes)};
+
 -- One normalised row per LLM operation, whatever convention the span came in.
 -- Hot facts are typed columns: reading a key of a Map decompresses the whole Map.
-CREATE TABLE IF NOT EXISTS llm_calls (
+CREATE TABLE IF NOT EXISTS {local:llm_calls}{on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
@@ -291,14 +314,16 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     Output String CODEC(ZSTD(3)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_session SessionId TYPE bloom_filter(0.01) GRANULARITY 1
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(Timestamp)
 ORDER BY (toStartOfHour(Timestamp), ServiceName, RequestModel, Timestamp)
 TTL toDateTime(Timestamp) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
+{distributed:llm_calls BY cityHash64(TraceId)};
+
 -- Quality scores and feedback tied to a trace (llmlens.score(), gen_ai.evaluation.result events).
-CREATE TABLE IF NOT EXISTS llm_scores (
+CREATE TABLE IF NOT EXISTS {local:llm_scores}{on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
@@ -309,16 +334,18 @@ CREATE TABLE IF NOT EXISTS llm_scores (
     Label String,
     Comment String CODEC(ZSTD(1)),
     Source LowCardinality(String)
-) ENGINE = MergeTree()
+) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(Timestamp)
 ORDER BY (Name, Timestamp)
 TTL toDateTime(Timestamp) + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000;
 
+{distributed:llm_scores BY cityHash64(TraceId)};
+
 -- One row per trace (after merges): what the trace list shows, without grouping all spans.
 -- LlmCalls counts model calls (the operations semconv.MODEL_OPERATIONS lists), not tool or retrieval steps.
 -- Spans of one trace arrive in several batches and services, so every column is an aggregate.
-CREATE TABLE IF NOT EXISTS trace_index (
+CREATE TABLE IF NOT EXISTS {local:trace_index}{on_cluster} (
     TraceId String,
     Day Date,
     Start SimpleAggregateFunction(min, DateTime64(9)),
@@ -332,13 +359,15 @@ CREATE TABLE IF NOT EXISTS trace_index (
     InputTokens SimpleAggregateFunction(sum, UInt64),
     OutputTokens SimpleAggregateFunction(sum, UInt64),
     CostUsd SimpleAggregateFunction(sum, Float64)
-) ENGINE = AggregatingMergeTree()
+) ENGINE = {engine:AggregatingMergeTree()}
 PARTITION BY Day
 ORDER BY (Day, TraceId)
 TTL Day + toIntervalDay({ttl_days})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS trace_index_spans_mv TO trace_index AS
+{distributed:trace_index BY cityHash64(TraceId)};
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {name:trace_index_spans_mv}{on_cluster} TO {local:trace_index} AS
 SELECT
     TraceId,
     toDate(min(Timestamp)) AS Day,
@@ -353,10 +382,10 @@ SELECT
     toUInt64(0) AS InputTokens,
     toUInt64(0) AS OutputTokens,
     toFloat64(0) AS CostUsd
-FROM otel_traces
+FROM {local:otel_traces}
 GROUP BY TraceId;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS trace_index_llm_mv TO trace_index AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {name:trace_index_llm_mv}{on_cluster} TO {local:trace_index} AS
 SELECT
     TraceId,
     toDate(min(Timestamp)) AS Day,
@@ -371,5 +400,5 @@ SELECT
     sum(InputTokens) AS InputTokens,
     sum(OutputTokens) AS OutputTokens,
     sum(CostUsd) AS CostUsd
-FROM llm_calls
+FROM {local:llm_calls}
 GROUP BY TraceId;

@@ -4,11 +4,12 @@
 -- instead of reading the provider's usage, so the cost is an estimate. ProviderRaw, RequestModelRaw:
 -- the provider and model as the span spelled them ("openai.chat", "openai/gpt-4o-mini") when the
 -- normalised value differs; '' otherwise. Rows stored before this version read the defaults.
+-- On a cluster each column goes on the local tables first, then on the Distributed table over them.
 
-ALTER TABLE llm_calls ADD COLUMN IF NOT EXISTS ToolNames Array(LowCardinality(String));
+ALTER TABLE {each:llm_calls}{on_cluster} ADD COLUMN IF NOT EXISTS ToolNames Array(LowCardinality(String));
 
-ALTER TABLE llm_calls ADD COLUMN IF NOT EXISTS TokensEstimated Bool DEFAULT false;
+ALTER TABLE {each:llm_calls}{on_cluster} ADD COLUMN IF NOT EXISTS TokensEstimated Bool DEFAULT false;
 
-ALTER TABLE llm_calls ADD COLUMN IF NOT EXISTS ProviderRaw LowCardinality(String);
+ALTER TABLE {each:llm_calls}{on_cluster} ADD COLUMN IF NOT EXISTS ProviderRaw LowCardinality(String);
 
-ALTER TABLE llm_calls ADD COLUMN IF NOT EXISTS RequestModelRaw LowCardinality(String);
+ALTER TABLE {each:llm_calls}{on_cluster} ADD COLUMN IF NOT EXISTS RequestModelRaw LowCardinality(String);
