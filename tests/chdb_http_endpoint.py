@@ -282,7 +282,8 @@ def _content_type(fmt: str) -> str:
 
 
 def make_handler(engine: ChdbEngine, credentials: tuple[str, str] | None,
-                 log: Callable[[str], None] | None) -> type[BaseHTTPRequestHandler]:
+                 log: Callable[[str], None] | None,
+                 query_log: Callable[[Request], None] | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: clickhouse-connect pools its connections
         server_version = "chdb-http-endpoint"
@@ -311,6 +312,8 @@ def make_handler(engine: ChdbEngine, credentials: tuple[str, str] | None,
                 self._authenticate(request.params)
                 if log:
                     log(f"{method} settings={sorted(request.settings)} sql={request.sql[:200]!r}")
+                if query_log:
+                    query_log(request)
                 answer = engine.run(request)
             except ClickHouseError as exc:
                 self._send_error(exc, query_id or str(uuid.uuid4()))
@@ -379,6 +382,17 @@ def make_handler(engine: ChdbEngine, credentials: tuple[str, str] | None,
     return Handler
 
 
+def _query_logger(path: str) -> Callable[[Request], None]:
+    lock = threading.Lock()
+
+    def write(request: Request) -> None:
+        line = json.dumps({"sql": request.sql, "params": request.query_params}) + "\n"
+        with lock, open(path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+
+    return write
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -387,12 +401,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="default")
     parser.add_argument("--password", help="require this password (Basic auth or X-ClickHouse-Key)")
     parser.add_argument("--verbose", action="store_true", help="log every statement to stderr")
+    parser.add_argument("--query-log", metavar="FILE",
+                        help="append every query (SQL and parameters) to FILE as a JSON line, for tests to replay")
     args = parser.parse_args(argv)
     engine = ChdbEngine(args.data_dir)
     credentials = (args.user, args.password) if args.password is not None else None
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
+    query_log = _query_logger(args.query_log) if args.query_log else None
     ThreadingHTTPServer.request_queue_size = 64  # the default backlog of 5 refuses bursts of pooled clients
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(engine, credentials, log))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(engine, credentials, log, query_log))
     server.daemon_threads = True
     print(f"listening on {args.host}:{server.server_address[1]}", flush=True)
     try:

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmlens {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(sub)
+    _add_db(sub)
     _add_rules(sub)
     _add_pricing(sub)
     from llmlens.export import cli as export_cli
@@ -136,7 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         backend = open_backend(data_dir=settings.data_dir, clickhouse_url=settings.clickhouse_url,
-                               query_timeout_s=settings.query_timeout_s)
+                               clickhouse_cluster=settings.clickhouse_cluster, query_timeout_s=settings.query_timeout_s)
     except StoreError as exc:
         return _fail(str(exc))
     backend.watch_free_space(settings.min_free_disk_mb * 1024 * 1024)
@@ -155,6 +156,8 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(settings, store)
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         where = settings.clickhouse_url and settings.public()["clickhouse_url"] or settings.data_dir
+        if settings.clickhouse_cluster:
+            where += f", cluster {settings.clickhouse_cluster}"
         print(f"llmlens {__version__} — store: {settings.backend} ({where})", flush=True)
         print(f"  UI and API   http://{host}:{settings.http_port}/", flush=True)
         print(f"  OTLP/HTTP    http://{host}:{settings.http_port}/v1/traces (logs, metrics)", flush=True)
@@ -168,6 +171,129 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- db ------------------------------------------------------------------------------------
+
+def _add_db(sub: argparse._SubParsersAction) -> None:
+    db = sub.add_parser("db", help="the ClickHouse schema: print it, apply it",
+                        description="The schema llmlens keeps in ClickHouse, for the embedded store, a single "
+                                    "server or a cluster (Replicated tables on every shard, Distributed tables "
+                                    "over them). `llmlens serve` applies it at start too.")
+    dsub = db.add_subparsers(title="db commands", metavar="COMMAND")
+    schema = dsub.add_parser("schema", help="print the DDL that `db init` would run",
+                             description="Print every statement, in order, that sets up an empty store "
+                                         "(what `llmlens db init` and `llmlens serve` run), for a DBA to read.")
+    init = dsub.add_parser("init", help="create or upgrade the schema on a ClickHouse server or cluster",
+                           description="Apply the schema's migrations that the store has not seen yet, "
+                                       "and set every table's TTL to the retention.")
+    for command in (schema, init):
+        command.add_argument("--clickhouse-cluster", metavar="NAME",
+                             help="a cluster of the servers' <remote_servers> (env LLMLENS_CLICKHOUSE_CLUSTER)")
+        command.add_argument("--retention-days", type=int, metavar="DAYS",
+                             help="days to keep data (default: 30) [env LLMLENS_RETENTION_DAYS]")
+    schema.add_argument("--database", metavar="NAME", help="database the cluster's tables go in (default: the "
+                        "path of LLMLENS_CLICKHOUSE_URL, else default)")
+    init.add_argument("--clickhouse-url", metavar="URL",
+                      help="http[s]://user:password@host:8123/database (env LLMLENS_CLICKHOUSE_URL)")
+    schema.set_defaults(handler=_db_schema)
+    init.set_defaults(handler=_db_init)
+    db.set_defaults(handler=lambda _a: (db.print_help(), EXIT_USAGE)[1])
+
+
+def _db_option(args: argparse.Namespace, key: str) -> str | None:
+    """A `db` command's flag, else its LLMLENS_* variable (the names `llmlens serve` reads)."""
+    value = getattr(args, key, None)
+    return str(value) if value is not None else os.environ.get("LLMLENS_" + key.upper()) or None
+
+
+def _db_retention(args: argparse.Namespace) -> int:
+    raw = _db_option(args, "retention_days")
+    raw = "30" if raw is None else raw
+    from llmlens.server.store.ddl import MAX_TTL_DAYS
+
+    try:
+        days = int(raw)
+    except ValueError:
+        raise UsageError(f"bad retention days {raw!r}: a whole number from 1 to {MAX_TTL_DAYS}") from None
+    if not 1 <= days <= MAX_TTL_DAYS:
+        raise UsageError(f"bad retention days {days}: a whole number from 1 to {MAX_TTL_DAYS}")
+    return days
+
+
+def _db_cluster(args: argparse.Namespace) -> str | None:
+    from llmlens.server.store.ddl import check_cluster_name
+
+    name = _db_option(args, "clickhouse_cluster")
+    if name is None:
+        return None
+    try:
+        return check_cluster_name(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _db_schema(args: argparse.Namespace) -> int:
+    from llmlens.server.store.ddl import Layout
+    from llmlens.server.store.schema import script
+
+    days, cluster = _db_retention(args), _db_cluster(args)
+    if args.database is not None and not cluster:
+        raise UsageError("--database is for a cluster's DDL (--clickhouse-cluster); a single server's DDL "
+                         "names no database")
+    database = args.database
+    if database is None:
+        url = os.environ.get("LLMLENS_CLICKHOUSE_URL")
+        database = _url_database(url, "LLMLENS_CLICKHOUSE_URL") if url else "default"
+    try:
+        layout = Layout(cluster=cluster, database=database)
+    except ValueError as exc:
+        raise UsageError(f"bad --database: {exc}") from None
+    sys.stdout.write(script(layout, days))
+    return 0
+
+
+def _url_database(url: str, source: str) -> str:
+    from llmlens.server.errors import StoreError
+    from llmlens.server.store.clickhouse_backend import ClickHouseTarget
+
+    try:
+        return ClickHouseTarget.parse(url).database
+    except StoreError as exc:
+        raise UsageError(f"bad {source}: {exc}") from None
+
+
+def _db_init(args: argparse.Namespace) -> int:
+    days, cluster = _db_retention(args), _db_cluster(args)
+    url = args.clickhouse_url or os.environ.get("LLMLENS_CLICKHOUSE_URL")
+    if not url:
+        raise UsageError("db init needs --clickhouse-url (or LLMLENS_CLICKHOUSE_URL); the embedded store is "
+                         "set up by `llmlens serve` itself")
+    source = "--clickhouse-url" if args.clickhouse_url else "LLMLENS_CLICKHOUSE_URL"
+    cli_checks.check_clickhouse_url(url, source)
+
+    from llmlens.server.errors import StoreError
+    from llmlens.server.store.clickhouse_backend import ClickHouseBackend
+    from llmlens.server.store.schema import apply_retention, current_version, migrate
+
+    try:
+        # DDL ON CLUSTER waits for every host (distributed_ddl_task_timeout, 180 s by default).
+        backend = ClickHouseBackend(url, cluster=cluster, query_timeout_s=600)
+    except StoreError as exc:
+        return _fail(str(exc))
+    try:
+        before = current_version(backend)
+        after = migrate(backend, days)
+        apply_retention(backend, days)
+    except StoreError as exc:
+        return _fail(f"{exc} (statements that ran are kept: `llmlens db init` again finishes the rest)")
+    finally:
+        backend.close()
+    where = f"cluster {cluster}, database {backend.target.database}" if cluster else \
+        f"database {backend.target.database}"
+    done = f"migrated from {before} to {after}" if after != before else "already current"
+    print(f"llmlens schema {after} ({where}): {done}; retention {days} days")
+    return 0
 
 
 # --- rules ---------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("grpc_port", int, 4317, "port for OTLP/gRPC (0 turns gRPC off)"),
     Setting("clickhouse_url", str, None,
             "use a ClickHouse server instead of the embedded store, e.g. http://user:pass@host:8123/db"),
+    Setting("clickhouse_cluster", str, None,
+            "a cluster of <remote_servers> that --clickhouse-url's host belongs to: read and write its Distributed "
+            "tables (schema: `llmlens db schema --clickhouse-cluster NAME`)"),
     Setting("api_key", str, None, "bearer token required on OTLP and API requests", secret=True),
     Setting("allowed_hosts", str, None,
             "comma-separated Host names answered besides loopback ones (a reverse proxy's name; "
@@ -125,7 +128,6 @@ _BY_KEY = {s.key: s for s in SETTINGS}
 SECTIONS = ("server", "metrics", "alerts")
 
 
-
 @dataclass(frozen=True)
 class MetricsSettings:
     max_series: int
@@ -168,6 +170,7 @@ class ServerSettings:
     http_port: int
     grpc_port: int
     clickhouse_url: str | None
+    clickhouse_cluster: str | None
     api_key: str | None
     allowed_hosts: str | None
     retention_days: int
@@ -332,6 +335,20 @@ def _validate(s: ServerSettings) -> None:
     _validate_alerts(s.alerts)
     if s.clickhouse_url and not s.clickhouse_url.startswith(("http://", "https://")):
         raise SettingsError(f"clickhouse_url must start with http:// or https://, got {s.clickhouse_url.split('@')[-1]!r}")
+    _validate_cluster(s)
+
+
+def _validate_cluster(s: ServerSettings) -> None:
+    from llmlens.server.store.ddl import check_cluster_name
+
+    if s.clickhouse_cluster is None:
+        return
+    if not s.clickhouse_url:
+        raise SettingsError("clickhouse_cluster needs clickhouse_url (the HTTP address of one of the cluster's hosts)")
+    try:
+        check_cluster_name(s.clickhouse_cluster)
+    except ValueError as exc:
+        raise SettingsError(f"clickhouse_cluster: {exc}") from None
 
 
 def _validate_alerts(a: AlertsSettings) -> None:
