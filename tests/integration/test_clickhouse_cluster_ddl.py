@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import pytest
 
-from llmlens.server.store.clickhouse_backend import _CLUSTER_READ_SETTINGS
+from llmlens.server.store.clickhouse_backend import _CLUSTER_READ_SETTINGS, disk_usage_sql
 from llmlens.server.store.ddl import Layout
 from llmlens.server.store.schema import migrations, script
 from tests.endpoint_process import EndpointProcess
@@ -99,6 +99,7 @@ ON_A_CLUSTER_HOST = textwrap.dedent("""
     out["columns"] = run("SELECT table, groupArray(name) AS names FROM system.columns WHERE database = 'llmlens' "
                          "GROUP BY table FORMAT JSONEachRow")["out"]
     run("USE llmlens")
+    out["disk"] = run(work["disk"])
     out["plain"], out["cluster"] = [], []
     for query in work["queries"]:
         out["plain"].append(run("EXPLAIN PLAN " + query["sql"], query["params"]))
@@ -207,7 +208,8 @@ def on_a_cluster_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
     work = root / "work.json"
     work.write_text(json.dumps({"ddl": [s.replace(LAYOUT.on_cluster, "") for s in cluster_ddl()
                                         if not s.startswith("INSERT")],
-                                "queries": queries, "settings": _CLUSTER_READ_SETTINGS}))
+                                "queries": queries, "settings": _CLUSTER_READ_SETTINGS,
+                                "disk": disk_usage_sql("llmlens")}))
     done = subprocess.run([sys.executable, "-c", ON_A_CLUSTER_HOST, str(config), str(root / "host"), str(work)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -266,6 +268,14 @@ def test_every_query_a_server_sends_passes_the_analyzer_over_distributed_tables(
     failed = [(q["sql"][:300], r) for q, r in zip(queries, on_a_cluster_host["cluster"], strict=True)
               if not r["ok"] and r["code"] not in _UNREACHABLE]
     assert not failed, failed
+
+
+def test_the_disk_usage_query_reaches_for_every_replica(on_a_cluster_host: dict[str, Any]) -> None:
+    # The cluster is found and the query analysed; with no host of the test cluster answering, not even
+    # system.parts' structure can be fetched (on a real host its own replica gives it, and
+    # skip_unavailable_shards leaves out the hosts that do not answer).
+    outcome = on_a_cluster_host["disk"]
+    assert outcome["ok"] or outcome["code"] == 519, outcome  # NO_REMOTE_SHARD_AVAILABLE
 
 
 def test_without_the_cluster_settings_cross_table_queries_are_refused(on_a_cluster_host: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from llmlens.server.store import ddl
+from llmlens.server.store.clickhouse_backend import disk_usage_sql
 from llmlens.server.store.ddl import Layout, TemplateError, render
 from llmlens.server.store.schema import _TTL_COLUMNS, apply_retention, migrate, migrations, script
 
@@ -80,6 +81,12 @@ def every_statement(layout: Layout) -> list[str]:
         out += render(sql, layout, 30)
     out += [ddl.modify_ttl(layout, table, column, 90) for table, column in _TTL_COLUMNS.items()]
     return out
+
+
+@pytest.mark.parametrize("cluster", [None, "llmlens", "{cluster}"])
+def test_the_disk_usage_query_parses(parser: Any, cluster: str | None) -> None:
+    formatted = parse(parser, disk_usage_sql(cluster))
+    assert ("clusterAllReplicas" in formatted) == bool(cluster)
 
 
 def test_the_single_layout_is_what_the_released_migrations_held() -> None:

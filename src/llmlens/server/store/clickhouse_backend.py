@@ -167,10 +167,7 @@ class ClickHouseBackend:
         self._call(lambda: client.insert_arrow(table, data, settings=settings))
 
     def disk_bytes(self) -> int:
-        # On a cluster: every replica's parts (what the data takes on all the cluster's disks).
-        parts = (f"clusterAllReplicas({string_literal(self.cluster)}, system.parts)" if self.cluster
-                 else "system.parts")
-        rows = self.fetch(f"SELECT sum(bytes_on_disk) AS b FROM {parts} WHERE active AND database = currentDatabase()")
+        rows = self.fetch(disk_usage_sql(self.cluster))
         return int(rows[0]["b"] or 0) if rows else 0
 
     # A server's disk is its operator's: ClickHouse keeps its own free-space reserve and answers an
@@ -270,6 +267,16 @@ class ClickHouseBackend:
         if isinstance(exc, DatabaseError):
             return StoreError(f"ClickHouse at {where}: {text}")
         return StoreError(f"ClickHouse at {where}: {type(exc).__name__}: {text}")
+
+
+def disk_usage_sql(cluster: str | None) -> str:
+    """Bytes of the database's active parts. On a cluster, of every copy on every host (a host that
+    does not answer is left out rather than failing /api/v1/status)."""
+    where = "WHERE active AND database = currentDatabase()"
+    if not cluster:
+        return f"SELECT sum(bytes_on_disk) AS b FROM system.parts {where}"
+    return (f"SELECT sum(bytes_on_disk) AS b FROM clusterAllReplicas({string_literal(cluster)}, system.parts) {where} "
+            "SETTINGS skip_unavailable_shards = 1")
 
 
 @contextlib.contextmanager
