@@ -235,9 +235,10 @@ class Recorder:
 
     name = "clickhouse"
 
-    def __init__(self, tables: dict[str, str] | None = None) -> None:
+    def __init__(self, tables: dict[str, str] | None = None, version: int = 0) -> None:
         self.sent: list[str] = []
         self.tables = tables or {}
+        self.version = version
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         if sql == ddl.record_migration(CLUSTER):  # as the script writes it: values in place of parameters
@@ -246,8 +247,9 @@ class Recorder:
 
     def fetch(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         if "system.tables" in sql:
-            return [{"name": name, "ddl": text} for name, text in self.tables.items()]
-        return [{"v": 0}]
+            rows = [{"name": name, "ddl": text} for name, text in self.tables.items()]
+            return [r for r in rows if r["name"] == params["t"]] if params else rows
+        return [{"v": self.version}]
 
 
 def test_db_schema_prints_exactly_what_migrate_runs() -> None:
@@ -261,6 +263,13 @@ def test_db_schema_prints_exactly_what_migrate_runs() -> None:
         at = found + len(statement)
     # and nothing else: the script's one more statement is CREATE DATABASE, which the backend runs.
     assert len(recorder.sent) == text.count(";\n") - 1
+
+
+def test_a_start_that_finds_the_schema_current_runs_no_ddl() -> None:
+    """On a cluster every DDL waits for every host: a replica restarting while one is down must not."""
+    recorder = Recorder({"llmlens_schema_migrations": "..."}, version=migrations()[-1][0])
+    assert migrate(recorder, 30, CLUSTER) == migrations()[-1][0]
+    assert recorder.sent == []
 
 
 def test_retention_changes_reach_the_local_tables_on_every_shard() -> None:

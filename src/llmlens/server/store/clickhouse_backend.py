@@ -66,6 +66,9 @@ _CLUSTER_READ_SETTINGS: dict[str, Any] = {
 # part of the block is written on one of its replicas, so a 2xx still means stored, and the
 # block's insert_deduplication_token travels with each part to the Replicated table, which drops a
 # retried part. The background mode would acknowledge rows only queued on the receiving host's disk.
+# The writer's resend check (store/dedup.py) reads what is stored through the Distributed tables; a
+# replica that has not yet fetched a part written a moment ago on another misses it, so a resend
+# arriving within that replication lag is stored again (insert_quorum in the user's profile closes it).
 _CLUSTER_INSERT_SETTINGS: dict[str, Any] = {"insert_distributed_sync": 1}
 _AUTHENTICATION_FAILED = 516
 _UNKNOWN_DATABASE = 81
@@ -206,9 +209,14 @@ class ClickHouseBackend:
             return
         bootstrap = self._open("default")
         try:
-            # On a cluster, ON CLUSTER: the schema's DDL names the database on every host.
-            statement = create_database(Layout(cluster=self.cluster, database=self.target.database))
-            self._call(lambda: bootstrap.command(statement))
+            # Only when missing: on a cluster CREATE DATABASE runs ON CLUSTER (the schema's DDL names the
+            # database on every host) and waits for every host, which must not hold up every start.
+            found = self._call(lambda: bootstrap.raw_query(
+                "SELECT name FROM system.databases WHERE name = {d:String}", parameters={"d": self.target.database},
+                fmt="JSONEachRow"))
+            if not found.strip():
+                statement = create_database(Layout(cluster=self.cluster, database=self.target.database))
+                self._call(lambda: bootstrap.command(statement))
         finally:
             with contextlib.suppress(Exception):
                 bootstrap.close()

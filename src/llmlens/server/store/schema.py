@@ -44,7 +44,12 @@ def layout_of(backend: Backend) -> Layout:
 
 def current_version(backend: Backend, layout: Layout | None = None) -> int:
     layout = layout or layout_of(backend)
-    backend.execute(ddl.migrations_table(layout))
+    # Created only when missing: on a cluster the CREATE runs ON CLUSTER and waits for every host, and a
+    # start that finds the schema current must not depend on every ClickHouse host being up.
+    found = backend.fetch("SELECT name FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+                          {"t": ddl.MIGRATIONS})
+    if not found:
+        backend.execute(ddl.migrations_table(layout))
     rows = backend.fetch(f"SELECT max(Version) AS v FROM {layout.name(ddl.MIGRATIONS)}")
     return int(rows[0]["v"] or 0) if rows else 0
 
