@@ -70,8 +70,17 @@ def group_codes(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     combined = codes[0].astype(np.int64)
     for code in codes[1:]:
         combined = combined * (int(code.max()) + 1) + code
-    _, first, ids = np.unique(combined, return_index=True, return_inverse=True)
-    return ids.reshape(-1), first
+    span = int(combined.max()) + 1
+    if span > 4 * len(combined) + 1024:  # sparse: sort
+        _, first, ids = np.unique(combined, return_index=True, return_inverse=True)
+        return ids.reshape(-1), first
+    # Dense (the usual case: a few services, names, kinds): a table over the combined codes, no sort.
+    first_at = np.full(span, len(combined), dtype=np.intp)
+    first_at[combined[::-1]] = np.arange(len(combined) - 1, -1, -1)  # reversed: the first row wins
+    present = np.flatnonzero(first_at < len(combined))
+    dense = np.empty(span, dtype=np.intp)
+    dense[present] = np.arange(present.size)
+    return dense[combined], first_at[present]
 
 
 def histograms(groups: Groups, values: np.ndarray, bounds: np.ndarray, *, rows: np.ndarray | None = None,
@@ -109,9 +118,14 @@ def name_exemplars(deltas: Sequence[dict[int, HistogramDelta]], trace_ids: Arrow
     wanted = sorted({row for d in deltas for h in d.values() for row, _ in h.exemplar_rows.values()})
     if not wanted:
         return
-    taken = pa.array(wanted, pa.int64())
-    trace = dict(zip(wanted, whole(trace_ids).take(taken).to_pylist(), strict=True))
-    span = dict(zip(wanted, whole(span_ids).take(taken).to_pylist(), strict=True))
+    traces, spans = whole(trace_ids), whole(span_ids)
+    if len(wanted) <= 32:  # a few buckets: single values are cheaper than a take
+        trace = {row: traces[row].as_py() for row in wanted}
+        span = {row: spans[row].as_py() for row in wanted}
+    else:
+        taken = pa.array(wanted, pa.int64())
+        trace = dict(zip(wanted, traces.take(taken).to_pylist(), strict=True))
+        span = dict(zip(wanted, spans.take(taken).to_pylist(), strict=True))
     for d in deltas:
         for h in d.values():
             h.exemplars = {b: (trace[row], span[row], value) for b, (row, value) in h.exemplar_rows.items()}
