@@ -207,3 +207,36 @@ def test_a_resent_log_or_metric_request_is_stored_once(store):
     store.write_sync(build_batch("logs", log_request([make_log(f"{tag} line 9")]).SerializeToString(),
                                  "protobuf", cost), timeout=60)
     assert count("SELECT count() AS n FROM otel_logs WHERE startsWith(Body, {t:String})") == 4
+
+
+class OneBlockNeverLands(TraceIndexFails):
+    """trace_index inserts of the first commit's token always fail (a deterministic error); others work."""
+
+    def __init__(self, real) -> None:
+        super().__init__(real)
+        self.bad_token: str | None = None
+
+    def insert(self, table, data, token):
+        if table == "trace_index" and (self.bad_token is None or token.startswith(self.bad_token)):
+            self.bad_token = token.split("-")[0]
+            raise StoreError("an error that repeats")
+        self.real.insert(table, data, token)
+
+
+def test_a_commit_that_cannot_be_finished_is_given_up_and_ingest_goes_on(store, monkeypatch):
+    import llmlens.server.store.writer as writer_module
+
+    monkeypatch.setattr(writer_module, "_MAX_FINISH_TRIES", 2)
+    writer = BatchWriter(OneBlockNeverLands(store.backend), retries=0)
+    try:
+        now = time.time_ns()
+        with pytest.raises(StoreError):
+            writer.submit(span_batch(llm_spans(uuid.uuid4().bytes, 1, now))).result(60)
+        for _ in range(2):  # each new commit first tries to finish the stuck one, and fails with it
+            with pytest.raises(StoreError):
+                writer.submit(span_batch(llm_spans(uuid.uuid4().bytes, 1, now))).result(60)
+        trace_id = uuid.uuid4().bytes
+        writer.submit(span_batch(llm_spans(trace_id, 2, now))).result(60)  # given up: ingest goes on
+        assert facts(store, trace_id)["index_spans"] == 2
+    finally:
+        writer.close()

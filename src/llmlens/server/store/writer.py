@@ -36,6 +36,7 @@ from llmlens.server.store import trace_index
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES, TIME_COLUMN
 from llmlens.server.store.dedup import REQUEST_DIGESTS, Deduplicator
+from llmlens.server.store.disk import DiskFull
 
 if TYPE_CHECKING:
     from llmlens.server.store.batch import Batch
@@ -49,6 +50,7 @@ _INSERT_ORDER = [*TABLES, trace_index.TABLE]
 # Inserted after the rows they vouch for, in this order: a listed trace's spans and calls are
 # stored; a request whose digest is stored has all its rows stored (so its resend may be dropped).
 _LAST = (trace_index.TABLE, REQUEST_DIGESTS)
+_MAX_FINISH_TRIES = 20  # tries to finish a part-way commit (each before a new one) before giving it up
 
 
 CommitListener = Callable[[Sequence["Batch"]], None]
@@ -203,6 +205,9 @@ class BatchWriter:
         batches = [batch for batch, _ in group]
         error: Exception | None = None
         try:
+            problem = getattr(self._backend, "disk_problem", lambda: None)()
+            if problem:  # below the free-space floor or read-only: refuse before inserting anything
+                raise DiskFull(problem)
             if self._unfinished is not None:
                 self._finish_unfinished()
             checking = time.perf_counter()
@@ -251,7 +256,17 @@ class BatchWriter:
         """Insert the blocks of the commit that failed part-way; raises StoreError if it fails again."""
         unfinished = self._unfinished
         assert unfinished is not None
-        self._insert(unfinished.blocks, unfinished.token)
+        try:
+            self._insert(unfinished.blocks, unfinished.token)
+        except StoreError:
+            unfinished.failures += 1
+            if unfinished.failures >= _MAX_FINISH_TRIES:
+                # An error that repeats whatever the disk does would otherwise stop all ingest. Its
+                # clients were answered 503 and resend; what of it landed may be taken as repeats.
+                self._unfinished = None
+                log.error("gave up finishing a commit that failed part-way (%d rows, answered 503) after %d "
+                          "tries", sum(b.row_count for b in unfinished.batches), unfinished.failures)
+            raise
         self._unfinished = None
         log.info("finished a commit that had failed part-way (%d rows, answered 503; their resends are "
                  "dropped as repeats)", sum(b.row_count for b in unfinished.batches))
@@ -294,6 +309,7 @@ class _Unfinished:
     blocks: list[tuple[str, int, pa.Table]]
     token: str
     batches: list[Batch]
+    failures: int = 0
 
 
 def _partitions(batch: Batch) -> set[tuple[str, int]]:
