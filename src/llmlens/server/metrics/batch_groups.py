@@ -192,7 +192,7 @@ def lookup(maps: ArrowColumn, names: Sequence[str]) -> Found:
     if "" in values.values:  # an empty value counts as absent
         kept &= values.codes != values.values.index("")
     at = {}
-    for index in np.unique(named[kept]).tolist():
+    for index in np.flatnonzero(np.bincount(named[kept], minlength=len(names))).tolist():
         chosen = kept & (named == index)
         at[names[index]] = (rows[chosen], values.codes[chosen])
     return Found(len(array), values.values, at)
