@@ -171,6 +171,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO, and the alert evaluator posts to Alertmanager every interval. Set
+    # here, where the server configures its logging, not on import (that would change an importer's logs).
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 # --- db ------------------------------------------------------------------------------------

@@ -37,8 +37,6 @@ import httpx
 from llmlens.server.alerts.state import iso
 
 log = logging.getLogger("llmlens.alerts")
-# httpx logs every request at INFO; the evaluator posts to Alertmanager every interval.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 ALERTMANAGER = "alertmanager"
 RESEND_DELAY_S = 60.0  # Prometheus's --rules.alert.resend-delay

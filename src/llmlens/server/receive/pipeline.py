@@ -93,6 +93,13 @@ class Ingestor:
         except BrokenProcessPool:
             self._replace_broken(workers)
             raise
+        except (RuntimeError, asyncio.CancelledError) as exc:
+            # Another export found the pool broken first and replaced it: shutting the old pool down
+            # cancels what was queued on it ("cannot schedule new futures" for what came just after).
+            # That is the same worker death, to be retried on the new pool, not a 500.
+            if self.workers is not workers:
+                raise BrokenProcessPool("the worker pool was replaced while this export waited") from exc
+            raise
         return built.batch()
 
     def _replace_broken(self, workers: ProcessPoolExecutor) -> None:
