@@ -25,7 +25,6 @@ from llmlens.server.metrics.batch_groups import (
     Encoded,
     Found,
     Groups,
-    encode,
     group_codes,
     group_rows,
     histograms,
@@ -86,12 +85,11 @@ def _seconds(durations_ns: pa.ChunkedArray) -> np.ndarray:
 
 @dataclass
 class _SpanColumns:
-    """What both the span metrics and the service graph read, encoded once."""
+    """What both the span metrics and the service graph read, computed once: the spans grouped by
+    (service, name, kind, status), and per row what the service graph needs."""
 
+    groups: Groups  # keys: (service, span name, kind, status) as stored
     services: Encoded
-    names: Encoded
-    kinds: Encoded
-    statuses: Encoded
     seconds: np.ndarray
     failed: np.ndarray  # status ERROR
     is_client: np.ndarray  # CLIENT or PRODUCER
@@ -100,30 +98,29 @@ class _SpanColumns:
 
     @classmethod
     def of(cls, spans: pa.Table) -> _SpanColumns:
-        kinds, statuses = encode(spans["SpanKind"]), encode(spans["StatusCode"])
+        groups = group_rows([spans["ServiceName"], spans["SpanName"], spans["SpanKind"], spans["StatusCode"]])
+        services: dict[str, int] = {}
+        service_of = np.array([services.setdefault(key[0], len(services)) for key in groups.keys], dtype=np.intp)
 
-        def per_row(column: Encoded, *values: str) -> np.ndarray:  # decided per distinct value, spread to rows
-            return np.array([v in values for v in column.values], dtype=bool)[column.codes]
+        def per_row(index: int, *values: str) -> np.ndarray:  # decided per group, spread to the rows
+            return np.array([key[index] in values for key in groups.keys], dtype=bool)[groups.ids]
 
-        return cls(encode(spans["ServiceName"]), encode(spans["SpanName"]), kinds, statuses,
-                   _seconds(spans["Duration"]), per_row(statuses, "Error"), per_row(kinds, "Client", "Producer"),
-                   per_row(kinds, "Server", "Consumer"), per_row(kinds, "Producer", "Consumer"))
+        return cls(groups, Encoded(service_of[groups.ids], list(services)), _seconds(spans["Duration"]),
+                   per_row(3, "Error"), per_row(2, "Client", "Producer"), per_row(2, "Server", "Consumer"),
+                   per_row(2, "Producer", "Consumer"))
 
 
 # --- RED ---------------------------------------------------------------------------------------------
 
 def _span_metrics(spans: pa.Table, c: _SpanColumns, out: BatchMetrics) -> None:
-    ids, first = group_codes(c.services.codes, c.names.codes, c.kinds.codes, c.statuses.codes)
-    keys = [(c.services.values[c.services.codes[r]], c.names.values[c.names.codes[r]],
-             SPAN_KINDS.get(c.kinds.values[c.kinds.codes[r]], "SPAN_KIND_UNSPECIFIED"),
-             STATUS_CODES.get(c.statuses.values[c.statuses.codes[r]], "STATUS_CODE_UNSET")) for r in first.tolist()]
-    latency = histograms(Groups(ids, keys), c.seconds, _BOUNDS[f.SPAN_LATENCY.name])
+    latency = histograms(c.groups, c.seconds, _BOUNDS[f.SPAN_LATENCY.name])
     name_exemplars([latency], spans["TraceId"], spans["SpanId"])
     calls, hist = out.counter(f.SPAN_CALLS.name), out.histogram(f.SPAN_LATENCY.name)
-    for g, labels in enumerate(keys):
+    for g, (service, name, kind, status) in enumerate(c.groups.keys):
+        labels = (service, name, SPAN_KINDS.get(kind, "SPAN_KIND_UNSPECIFIED"), STATUS_CODES.get(status, "STATUS_CODE_UNSET"))
         delta = latency[g]
-        calls[labels] = float(sum(delta.counts))
-        hist[labels] = delta
+        calls[labels] = calls.get(labels, 0.0) + float(sum(delta.counts))
+        merge_histogram(hist, labels, delta)
 
 
 # --- service graph -----------------------------------------------------------------------------------
