@@ -60,10 +60,14 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> ServerProcess:
         check_installed_from_this_checkout()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 -- kept open for the process's life
+        # The OTLP fixtures keep their capture timestamps: unless a test sets a retention, a long one keeps
+        # them from being refused as older than the default 30 days once the fixtures age.
+        retention = [] if "--retention-days" in self.extra_args or "LLMLENS_RETENTION_DAYS" in self.env \
+            else ["--retention-days", "3650"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llmlens.cli", "serve", "--data-dir", str(self.data_dir),
              "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port), "--log-level", "warning",
-             *self.extra_args],
+             *retention, *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, env=self.env,
         )
         deadline = time.monotonic() + timeout
