@@ -195,6 +195,32 @@ def test_the_right_key_sets_an_httponly_samesite_cookie_that_is_not_the_key(keye
     assert again.status_code == 303 and again.headers["location"] == "/costs"
 
 
+def test_the_cookie_mutes_from_this_sites_pages_only(keyed_server: ServerProcess, open_server: ServerProcess) -> None:
+    """The Alerts page mutes a rule with a POST its browser marks as same-origin; the same POST from
+    another site's page (or from no page at all) cannot spend the cookie, and is refused without a key."""
+    value, _ = session_cookie(login(keyed_server, API_KEY))
+    mute = "/api/v1/rules/HighErrorRate/mute"
+    own_origin = keyed_server.url
+    cases = [({"sec-fetch-site": "same-origin", "origin": own_origin}, 200),
+             ({"origin": own_origin}, 200),  # a browser that sends no Sec-Fetch-* (plain HTTP to a remote host)
+             ({"sec-fetch-site": "cross-site", "origin": "https://evil.example"}, 401),
+             ({"origin": "https://evil.example"}, 401), ({"origin": "null"}, 401), ({}, 401)]
+    for headers, status in cases:
+        answer = httpx.post(keyed_server.url + mute, headers={**headers, "cookie": f"{SESSION_COOKIE}={value}"},
+                            timeout=30)
+        assert answer.status_code == status, (headers, answer.text)
+    rule = next(r for g in httpx.get(keyed_server.url + "/api/v1/rules", cookies={SESSION_COOKIE: value},
+                                     timeout=30).json()["data"]["groups"] for r in g["rules"] if r["name"] == "HighErrorRate")
+    assert rule["muted"] is True
+    # Without a key: scripts and tools (no browser headers) mute; another site's page through a browser does not.
+    for headers, status in [({"sec-fetch-site": "cross-site"}, 403), ({"origin": "https://evil.example"}, 403),
+                            ({"sec-fetch-site": "same-origin"}, 200), ({}, 200)]:
+        answer = httpx.post(open_server.url + "/api/v1/rules/HighErrorRate/unmute", headers=headers, timeout=30)
+        assert answer.status_code == status, (headers, answer.text)
+        if status == 403:
+            assert "another site" in answer.json()["error"]["message"]
+
+
 @pytest.mark.parametrize("headers", [{"x_forwarded_proto": "https"}, {"x_forwarded_proto": "https,http"}])
 def test_the_cookie_is_secure_behind_an_https_proxy(keyed_server: ServerProcess, headers: dict) -> None:
     _, attributes = session_cookie(login(keyed_server, API_KEY, **headers))

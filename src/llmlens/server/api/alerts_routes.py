@@ -1,8 +1,9 @@
 """Alerts and rules, in the shape of Prometheus's own `/api/v1/alerts` and `/api/v1/rules` (so tools
-that read those read llmlens too), plus the history of state changes and a mute per rule.
+that read those read llmlens too), plus the history of state changes, a mute per rule and the
+budgets' figures.
 
-Fields beyond Prometheus's (`rule`, `fingerprint`, `muted`, `signal`, ...) are additions that
-such tools ignore.
+Fields beyond Prometheus's (`rule`, `fingerprint`, `muted`, `signal`, `explore`, ...) are
+additions that such tools ignore.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from llmlens.server.alerts.budgets import budget_figures, budgets_of
 from llmlens.server.alerts.durations import DurationError, format_duration, parse_duration
 from llmlens.server.alerts.evaluator import Evaluator
+from llmlens.server.alerts.explore import explore
 from llmlens.server.alerts.rules import Rule
 from llmlens.server.alerts.service import Alerting
 from llmlens.server.alerts.state import FIRING, PENDING, Alert, iso
+from llmlens.server.api.security import from_other_site
 from llmlens.server.errors import BadParameter
 from llmlens.server.query.window import parse_window
 
@@ -56,7 +60,8 @@ def _alert_json(evaluator: Evaluator, alert: Alert, now: datetime) -> dict[str, 
             "activeAt": iso(alert.active_at), "value": prometheus_float(alert.value),
             "rule": alert.rule, "fingerprint": alert.fingerprint,
             "firedAt": iso(alert.fired_at) if alert.fired_at else None,
-            "muted": evaluator.muted(alert.rule, now), "detail": alert.detail}
+            "muted": evaluator.muted(alert.rule, now), "detail": alert.detail,
+            "explore": explore(rule, alert.labels, alert.active_at, evaluator.tz) if rule else None}
 
 
 @router.get("/api/v1/alerts")
@@ -126,6 +131,13 @@ async def rules(request: Request) -> dict[str, Any]:
         for source, group in groups.items()]}}
 
 
+def _not_from_other_site(request: Request) -> None:
+    """A page of another site must not mute alerts through a user's browser (cross-site request
+    forgery), with or without an API key; clients other than browsers send no such headers."""
+    if from_other_site(dict(request.scope.get("headers") or ())):
+        raise HTTPException(403, "muting is refused from a page of another site")
+
+
 def _known_rule(alerting: Alerting, name: str) -> Rule:
     for rule in alerting.rules:
         if rule.name == name:
@@ -141,6 +153,7 @@ async def mute_rule(
 ) -> dict[str, Any]:
     """Mute a rule: it is still evaluated and shown, but sends nothing (to any receiver) until
     the time is up or it is unmuted."""
+    _not_from_other_site(request)
     alerting = _alerting(request)
     _known_rule(alerting, name)
     until = FOREVER
@@ -156,7 +169,22 @@ async def mute_rule(
 @router.post("/api/v1/rules/{name}/unmute")
 async def unmute_rule(request: Request, name: str) -> dict[str, Any]:
     """Unmute a rule; alerts still firing are then notified."""
+    _not_from_other_site(request)
     alerting = _alerting(request)
     _known_rule(alerting, name)
     await alerting.evaluator.mute(name, None)
     return {"status": "success", "data": {"rule": name, "mutedUntil": None}}
+
+
+@router.get("/api/v1/budgets")
+async def budgets(request: Request) -> dict[str, Any]:
+    """Each budget the rules watch (`budget`, `budget_burn_rate` and `spend_forecast` rules; rules on
+    the same period, amount, filters and group_by make one): its calendar period in the budget time
+    zone, amount, and per group the spend so far, the burn rate (USD/h over `burn_window`), the spend
+    that rate reaches by the period's end, and the forecast for the period's end (alerts/forecast.py)."""
+    alerting = _alerting(request)
+    evaluator = alerting.evaluator
+    now = datetime.now(UTC)
+    found = [await budget_figures(evaluator.store, b, now, evaluator.tz, evaluator.timeout_s)
+             for b in budgets_of(alerting.rules)]
+    return {"status": "success", "data": {"now": iso(now), "timezone": str(evaluator.tz), "budgets": found}}

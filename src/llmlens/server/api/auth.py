@@ -3,7 +3,9 @@
 OTLP and API clients send the key as a bearer token. A browser logs in once at /login and then
 carries a session cookie instead: an expiry time and an HMAC of it keyed by the API key, so the
 key itself never sits in the browser and changing the key ends every session. The cookie counts
-only on GET and HEAD (all the UI sends), so no cross-site form can spend it, besides SameSite.
+on GET and HEAD, and on other methods only when the browser says a page of this server sent the
+request (Sec-Fetch-Site: same-origin, or an Origin naming this host: the Alerts page muting a
+rule), so no cross-site form or script can spend it, besides SameSite.
 
 Health probes stay open (orchestrators call them without credentials), and so do the login page
 and the static assets. Without credentials, a page is redirected to /login?next=...; API, OTLP
@@ -21,6 +23,7 @@ from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmlens.server.api.errors import error_response
+from llmlens.server.api.security import from_this_site
 
 SESSION_COOKIE = "llmlens_session"
 SESSION_SECONDS = 7 * 86400
@@ -102,7 +105,7 @@ class ApiKeyMiddleware:
         auth = headers.get(b"authorization", b"")
         if auth[:7].lower() == b"bearer " and hmac.compare_digest(auth[7:].strip(), self._expected):
             return True
-        if scope["method"] not in ("GET", "HEAD"):
+        if scope["method"] not in ("GET", "HEAD") and not from_this_site(headers):
             return False
         for part in headers.get(b"cookie", b"").split(b";"):
             name, _, value = part.strip().partition(b"=")

@@ -12,6 +12,7 @@ any Host is answered unless allowed hosts are set.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,6 +69,31 @@ def is_loopback_name(name: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def _origin_is_host(headers: Mapping[bytes, bytes]) -> bool:
+    """The Origin header names the host the request was sent to (or a proxy in front says it was)."""
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    netloc = urlsplit(origin).netloc.lower() if "://" in origin else ""
+    hosts = (headers.get(b"host", b""), headers.get(b"x-forwarded-host", b"").split(b",")[0])
+    return bool(netloc) and netloc in {h.decode("latin-1").strip().lower() for h in hosts if h.strip()}
+
+
+def from_other_site(headers: Mapping[bytes, bytes]) -> bool:
+    """A browser says a page of another origin sent this request (Sec-Fetch-Site, else Origin).
+    Browsers set both headers themselves; a page cannot forge them. Other clients send neither."""
+    site = headers.get(b"sec-fetch-site")
+    if site is not None:
+        return site not in (b"same-origin", b"none")
+    return b"origin" in headers and not _origin_is_host(headers)
+
+
+def from_this_site(headers: Mapping[bytes, bytes]) -> bool:
+    """A browser says a page of this server sent this request (what a cookie may vouch for beyond GET)."""
+    site = headers.get(b"sec-fetch-site")
+    if site is not None:
+        return site == b"same-origin"
+    return _origin_is_host(headers)
 
 
 class HostPolicy:
