@@ -144,7 +144,13 @@ def external_llm_from(
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """True when a server could listen on the port now.
+
+    SO_REUSEADDR, as uvicorn and the server set it: connections of a stopped run lingering in
+    TIME_WAIT must not count as "in use", or a demo started again within a minute would refuse.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
