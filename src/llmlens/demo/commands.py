@@ -53,7 +53,8 @@ def register(subparsers: Any) -> None:
         prefix_chars="+",
     )
     llm.add_argument("mock_llm_args", nargs="*", help="arguments for the mock LLM; try --help")
-    llm.set_defaults(handler=_run_mock_llm)
+    # The mock's parser is told the command it runs under, so its usage line says `llmlens demo llm`.
+    llm.set_defaults(handler=_run_mock_llm, mock_llm_prog=llm.prog)
 
     for name, summary, description, add_arguments, module in PIECES:
         piece = pieces.add_parser(name, help=summary, description=description)
@@ -103,7 +104,7 @@ def _run_mock_llm(args: argparse.Namespace) -> int:
     from llmlens.demo.runtime import exit_cleanly_on_signals, start_telemetry, stop_telemetry
     from llmlens.demo.settings import port_is_free
 
-    parsed = mock_llm.parse_args(args.mock_llm_args)  # answers --help and refuses bad flags first
+    parsed = mock_llm.parse_args(args.mock_llm_args, args.mock_llm_prog)  # answers --help and refuses bad flags first
     if not port_is_free(parsed.host, parsed.port):
         print(
             f"error: {MOCK_SERVICE_NAME}: port {parsed.port} on {parsed.host} is already in use",
@@ -113,6 +114,6 @@ def _run_mock_llm(args: argparse.Namespace) -> int:
     start_telemetry(MOCK_SERVICE_NAME, None)  # endpoint: $LLMLENS_DEMO_OTLP_ENDPOINT, set by `llmlens demo`
     exit_cleanly_on_signals()
     try:
-        return int(mock_llm.main(args.mock_llm_args) or 0)
+        return int(mock_llm.main(args.mock_llm_args, args.mock_llm_prog) or 0)
     finally:
         stop_telemetry()

@@ -621,13 +621,15 @@ def create_app(settings: MockSettings | None = None) -> FastAPI:
     return app
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+STANDALONE_PROG = "python -m llmlens.demo.mock_llm"
+
+
+def parse_args(argv: Sequence[str] | None, prog: str = STANDALONE_PROG) -> argparse.Namespace:
+    """The mock's flags; ``prog`` is the command that runs it, for --help and error messages."""
     d = MockSettings()
-    p = argparse.ArgumentParser(
-        prog="python -m llmlens.demo.mock_llm", description="OpenAI-compatible mock LLM"
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8702)
+    p = argparse.ArgumentParser(prog=prog, description="OpenAI-compatible mock LLM")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8702, help="port to listen on (default %(default)s)")
     p.add_argument(
         "--ttft-ms", type=float, default=d.ttft_ms, help="time to first token (default %(default)s)"
     )
@@ -639,15 +641,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--timeout-rate", type=float, default=d.timeout_rate, help="share that hang for --timeout-s"
     )
-    p.add_argument("--timeout-s", type=float, default=d.timeout_s)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--timeout-s", type=float, default=d.timeout_s, help="how long a timeout hangs (default %(default)s)"
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the answers' words (default %(default)s)")
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = STANDALONE_PROG) -> int:
     import uvicorn
 
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     settings = MockSettings(
         ttft_ms=args.ttft_ms,
         ms_per_token=args.ms_per_token,
