@@ -72,7 +72,8 @@ function renderBreakdown() {
       { key: 'spans', label: 'Spans', num: true, render: (r) => f.int(r.spans) },
       { key: 'self_ms', label: 'Own time', num: true, render: (r) => f.ms(r.self_ms) },
       { key: 'share', label: 'Share of trace', num: true, render: (r) => f.pct(r.share) },
-    ], steps, { caption: 'Time spent per step', testid: 'breakdown-table' }));
+    ], steps, { caption: 'Time spent per step (each instant counted once)', testid: 'breakdown-table',
+      rowAttrs: (r) => ({ 'data-step': r.step, 'data-self-ms': r.self_ms }) }));
 }
 
 function renderWaterfall() {

@@ -1,4 +1,4 @@
-// Pure trace arithmetic: span tree order and depth, and own ("self") time per step.
+// Pure trace arithmetic: span tree order and depth, and own ("self") time per step on the timeline.
 
 const GENERATION = new Set(['chat', 'text_completion', 'generate_content', 'responses', 'completion']);
 
@@ -40,27 +40,62 @@ export function stepOf(span) {
   return span.name;
 }
 
-/** Own time of each span (its duration minus the union of its children's), summed per step. */
+/** The step a span's time counts to: a span with no kind of its own inside a model call (the model
+ * server's spans, when it is instrumented) is part of that call's wait, not a step of its own. */
+function stepWithin(span, parentOf) {
+  const own = stepOf(span);
+  if (own !== span.name) return own;
+  for (let p = parentOf.get(span); p; p = parentOf.get(p)) {
+    const step = stepOf(p);
+    if (step === 'generation' || step === 'embedding') return step;
+  }
+  return own;
+}
+
+/**
+ * Own time of each span on the trace's timeline, summed per step. Each instant of the trace counts
+ * once: to the spans running then that have no descendant running then (shared equally when
+ * several run in parallel). So a child that outlives its parent (a streamed response: the HTTP
+ * handler returns before its generation ends) keeps its time, the parent is not blamed for it,
+ * and the own times add up to at most the trace's duration.
+ */
 export function breakdown(ordered) {
+  const parentOf = new Map();
+  for (const span of ordered) for (const child of span.children || []) parentOf.set(child, span);
+  const events = [];
+  for (const span of ordered) {
+    if (!(span.duration_ms > 0)) continue;  // an instant takes no time (and would never leave `running`)
+    events.push([span.offsetMs, 1, span], [span.offsetMs + span.duration_ms, -1, span]);
+  }
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const own = new Map(ordered.map((s) => [s, 0]));
+  const running = new Set();
+  let last = 0;
+  for (const [at, change, span] of events) {
+    if (at > last && running.size) {
+      const leaves = runningLeaves(running, parentOf);
+      for (const leaf of leaves) own.set(leaf, own.get(leaf) + (at - last) / leaves.length);
+    }
+    last = at;
+    if (change > 0) running.add(span); else running.delete(span);
+  }
   const steps = new Map();
   for (const span of ordered) {
-    const start = span.offsetMs;
-    const end = start + span.duration_ms;
-    const intervals = span.children.map((c) => [Math.max(c.offsetMs, start), Math.min(c.offsetMs + c.duration_ms, end)])
-      .filter(([a, b]) => b > a).sort((a, b) => a[0] - b[0]);
-    let covered = 0;
-    let cursor = start;
-    for (const [a, b] of intervals) {
-      if (b <= cursor) continue;
-      covered += b - Math.max(a, cursor);
-      cursor = b;
-    }
-    const step = stepOf(span);
+    const step = stepWithin(span, parentOf);
     const entry = steps.get(step) || { step, spans: 0, self_ms: 0 };
     entry.spans += 1;
-    entry.self_ms += Math.max(span.duration_ms - covered, 0);
+    entry.self_ms += own.get(span);
     steps.set(step, entry);
   }
-  const total = [...steps.values()].reduce((acc, s) => acc + s.self_ms, 0) || 1;
+  const total = ordered.totalMs || [...steps.values()].reduce((acc, s) => acc + s.self_ms, 0) || 1;
   return [...steps.values()].map((s) => ({ ...s, share: s.self_ms / total })).sort((a, b) => b.self_ms - a.self_ms);
+}
+
+/** The running spans none of whose descendants is running. */
+function runningLeaves(running, parentOf) {
+  const covered = new Set();
+  for (const span of running) {
+    for (let p = parentOf.get(span); p && !covered.has(p); p = parentOf.get(p)) covered.add(p);
+  }
+  return [...running].filter((s) => !covered.has(s));
 }
