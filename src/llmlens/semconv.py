@@ -456,6 +456,16 @@ _MODEL_PROVIDER_PREFIXES = {"openai", "azure", "anthropic", "bedrock", "vertex_a
                             "cohere", "xai", "deepseek", "together_ai", "fireworks_ai", "ollama", "openrouter"}
 
 
+def gateway_provider(model: str) -> str | None:
+    """The provider a gateway's model id names (`anthropic/claude-haiku-4-5` -> `anthropic`), spelled as the
+    GenAI conventions spell it; None for an id without a known provider prefix (`meta-llama/...` included)."""
+    prefix, slash, rest = model.partition("/")
+    if not (slash and rest):
+        return None
+    prefix = prefix.lower()
+    return PROVIDER_ALIASES.get(prefix, prefix) if prefix in _MODEL_PROVIDER_PREFIXES else None
+
+
 def _normalise_names(facts: LlmFacts) -> None:
     """Provider and model names as the GenAI conventions spell them; the raw value kept when it changed."""
     raw_provider = facts.provider

@@ -186,3 +186,15 @@ def test_request_carries_the_llm_spans_trace_context_but_no_baggage(sdk, receive
     assert int(flags, 16) & 1  # sampled
     assert sent[0]["x-caller"] == "kept"
     assert "baggage" not in sent[0]
+
+
+def test_a_gateway_model_id_names_the_provider(sdk, receiver, client):
+    # An OpenAI-compatible gateway serving Anthropic: the openai client, a `provider/model` id.
+    sdk()
+    client.chat.completions.create(model="anthropic/claude-haiku-4-5", messages=MESSAGES)
+    client.chat.completions.create(model="meta-llama/Llama-3.1-8B", messages=MESSAGES)
+    gateway = _one_span(receiver, "chat anthropic/").attributes
+    assert gateway["gen_ai.provider.name"] == "anthropic"
+    assert gateway["llmlens.cost_usd"] > 0  # priced at Anthropic's list price
+    plain = receiver.spans_named("chat meta-llama/")[0].attributes
+    assert plain["gen_ai.provider.name"] == "openai"  # an organisation, not a provider

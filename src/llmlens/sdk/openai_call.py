@@ -62,7 +62,9 @@ class LlmCall:
         self.rt = rt
         self.operation = operation
         self.request_model = model = str(kwargs.get("model") or "")
-        self.host, self.port, self.provider = _server(instance)
+        self.host, self.port, client_provider = _server(instance)
+        # Through an OpenAI-compatible gateway (LiteLLM, OpenRouter) the model id names the provider.
+        self.provider = semconv.gateway_provider(model) or client_provider
         self.app, self.department = current_app_department(rt.config.app, rt.config.department)
         self.capture = rt.config.capture_content
         attrs: dict[str, Any] = {
