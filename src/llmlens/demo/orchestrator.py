@@ -21,8 +21,10 @@ from rich.table import Table
 from llmlens.demo.chatbot import check_llm_reachable
 from llmlens.demo.processes import ManagedProcess, ServiceFailed, ServiceSpec
 from llmlens.demo.settings import (
+    DEFAULT_SERVER_HTTP_PORT,
     ENV_LLM_API_KEY,
     ENV_OTLP_ENDPOINT,
+    LOOPBACK,
     DemoSettings,
     PortInUseError,
     check_ports_free,
@@ -53,7 +55,7 @@ def service_specs(settings: DemoSettings) -> dict[str, ServiceSpec]:
     specs = {
         "server": ServiceSpec(
             SERVER_NAME,
-            _cli("serve", "--data-dir", str(s.data_dir / "store"), "--host", s.host,
+            _cli("serve", "--data-dir", str(s.store_dir), "--host", s.host,
                  "--http-port", str(p.server_http), "--grpc-port", str(p.server_grpc)),
             ready_url=f"{s.url(p.server_http)}/readyz",
             log_file=logs / "server.log",
@@ -148,6 +150,9 @@ class Demo:
             self.stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.settings.store_dir.exists():
+                self._say(f"The demo's data stays in {self.settings.store_dir}. Open it again with: "
+                          f"{self.settings.reopen_command}  (then http://{LOOPBACK}:{DEFAULT_SERVER_HTTP_PORT}/)")
 
     def _preflight(self) -> None:
         check_ports_free(self.settings.host, self._ports_to_bind())
@@ -180,6 +185,8 @@ class Demo:
             self._error(str(exc))
             return EXIT_FAILED
         self.console.print(self._address_table())
+        self._say(f"Data: {self.settings.store_dir}; after the demo, open it again with: "
+                  f"{self.settings.reopen_command}")
         self._write_state_file()
         self.traffic = ManagedProcess(specs["traffic"], env)
         self.running[self.traffic.name] = self.traffic
@@ -252,6 +259,10 @@ class Demo:
             for process in self.running.values():
                 process.send_signal(signal.SIGKILL)
         self.stop_requested.set()
+
+    def _say(self, text: str) -> None:
+        # One unwrapped line, no markup: commands and paths must stay copyable as printed.
+        self.console.print(text, soft_wrap=True, markup=False, highlight=False)
 
     def _failed(self, message: str) -> int:
         self._error(message)

@@ -14,6 +14,7 @@ Environment variables:
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -97,6 +98,15 @@ class DemoSettings:
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def reopen_command(self) -> str:
+        """The command that serves this demo's data again once the demo has stopped."""
+        return f"llmlens serve --data-dir {shlex.quote(str(self.store_dir))}"
 
     @property
     def otlp_endpoint(self) -> str:
