@@ -6,7 +6,8 @@
 Each file comes from an llmlens command, run as a user would run it, with the addresses of the stack
 it is for:
 
-    llmlens export prometheus-rules  -> compose/prometheus/rules/llmlens.rules.yml
+    llmlens export prometheus-rules  -> compose/prometheus/rules/llmlens.rules.yml (recording rules, and
+                                        the default alert rules as alerting rules, job `llmlens`)
                                         kubernetes/overlays/cluster/monitoring/prometheus-rule.yaml
                                         (the same groups in a Prometheus Operator PrometheusRule)
     llmlens export grafana           -> compose/grafana/{provisioning,dashboards}/ (compose addresses)
@@ -57,7 +58,8 @@ DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 GENERATED_HEADER = "# Written by `make deploy-files` (deploy/generate.py); do not edit.\n"
 
 PROMETHEUS_RULE_HEADER = (
-    "# The recording rules of `llmlens export prometheus-rules`, as a Prometheus Operator PrometheusRule.\n"
+    "# The recording and alerting rules of `llmlens export prometheus-rules`, as a Prometheus Operator\n"
+    "# PrometheusRule. The rules it could not express are listed in compose/prometheus/rules/llmlens.rules.yml.\n"
     "# Written by `make deploy-files` (deploy/generate.py); do not edit.\n"
 )
 

@@ -319,6 +319,23 @@ def test_prometheus_config_and_rules_pass_promtool(tmp_path: Path, compose: dict
     assert "--enable-feature=exemplar-storage" in compose["services"]["prometheus"]["command"]
 
 
+def test_prometheus_loads_the_alerting_rules_and_sends_to_alertmanager(compose: dict[str, Any]) -> None:
+    """The default alert rules that have a PromQL form, for the `llmlens` job, go to the Alertmanager
+    llmlens-1 sends to, with the same labels (the stack's external label dropped from alerts)."""
+    groups = yaml.safe_load((COMPOSE / "prometheus/rules/llmlens.rules.yml").read_text())["groups"]
+    alerting = {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+    assert {"HighErrorRate", "HighLatencyP95", "SlowTimeToFirstToken", "UnpricedModelCalls"} <= set(alerting)
+    assert all('job="llmlens"' in rule["expr"] for rule in alerting.values())
+    config = yaml.safe_load((COMPOSE / "prometheus/prometheus.yml").read_text())
+    [manager] = config["alerting"]["alertmanagers"]
+    assert manager["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    assert "alertmanager" in compose["services"]
+    evaluator = compose["services"]["llmlens-1"]["environment"]
+    assert evaluator["LLMLENS_ALERTMANAGER_URL"] == "http://alertmanager:9093"
+    dropped = [r["regex"] for r in config["alerting"]["alert_relabel_configs"] if r["action"] == "labeldrop"]
+    assert set(config["global"]["external_labels"]) <= set(dropped)
+
+
 def test_alertmanager_config_passes_amtool_and_keeps_secrets_in_files(compose: dict[str, Any]) -> None:
     path = COMPOSE / "alertmanager/alertmanager.yml"
     result = run([need("amtool", "prometheus-alertmanager"), "check-config", str(path)])
@@ -465,7 +482,7 @@ def test_cluster_overlay_objects() -> None:
     dashboards = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard")]
     assert len(dashboards) == 3
     rule = by_kind(objects, "PrometheusRule")["llmlens"]
-    assert rule["spec"]["groups"][0]["name"] == "llmlens-llm-recording"
+    assert [g["name"] for g in rule["spec"]["groups"]] == ["llmlens-llm-recording", "llmlens-alerts"]
 
 
 def test_otel_collector_forwards_otlp_logs_and_node_metrics_to_llmlens() -> None:

@@ -55,7 +55,7 @@ def test_the_brief_is_covered() -> None:
 
 
 def test_further_groups_follow_the_recording_rules() -> None:
-    """The alerting rules (--rules-file, a later change) will be appended as their own groups."""
+    """The alerting rules (prometheus_alerts.py) are appended as their own group."""
     extra = {"name": "alerts", "rules": [{"alert": "X", "expr": "vector(1)"}]}
     groups = yaml.safe_load(rules_yaml([extra]))["groups"]
     assert [g["name"] for g in groups] == ["llmlens-llm-recording", "alerts"]

@@ -1,7 +1,7 @@
 """`llmlens export grafana|prometheus-rules`: the subcommands, registered by llmlens.cli.
 
 Bad flags and unwritable destinations raise UsageError (one line, exit 2). The export extra
-(grafana-foundation-sdk, PyYAML) is imported only when a command runs, so `llmlens --help`
+(grafana-foundation-sdk, PyYAML, pydantic) is imported only when a command runs, so `llmlens --help`
 works without it and a missing extra is reported as such.
 """
 
@@ -52,11 +52,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                               "(default: %(default)s)")
     grafana.set_defaults(handler=_reporting_missing_extra(_grafana))
 
-    rules = esub.add_parser("prometheus-rules", help="recording rules for Prometheus",
+    rules = esub.add_parser("prometheus-rules", help="recording and alerting rules for Prometheus",
                             description="Write Prometheus recording rules over the llm_* metrics (latency "
                                         "percentiles by model, error ratios, cost per hour by department and "
-                                        "app, tokens per second).")
+                                        "app, tokens per second), and llmlens's alert rules as Prometheus "
+                                        "alerting rules where their signal has a PromQL form (the file names "
+                                        "the others and why). See docs/alerts.md.")
     rules.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    rules.add_argument("--rules-file", metavar="FILE",
+                       help="alert rules (YAML) to translate, with the default ones, as `llmlens serve "
+                            "--rules-file` evaluates them (checked as `llmlens rules check` does)")
+    rules.add_argument("--alerts-default-rules", action=argparse.BooleanOptionalAction, default=True,
+                       help="translate the default alert rules too (default: on, as the server)")
+    rules.add_argument("--job", default="llmlens", metavar="NAME",
+                       help="the llmlens server's scrape job: alerting rules read its series only, not an "
+                            "SDK app's copies of the same calls; '' reads every job (default: %(default)s)")
     rules.set_defaults(handler=_reporting_missing_extra(_prometheus_rules))
 
 
@@ -80,23 +90,33 @@ def _grafana(args: argparse.Namespace) -> int:
 
 
 def _prometheus_rules(args: argparse.Namespace) -> int:
-    text = _export_extra("llmlens.export.prometheus_rules").rules_yaml()
-    if not args.out:
+    path = Path(args.out) if args.out else None
+    if path is not None and path.is_dir():
+        raise UsageError(f"--out {path} is a folder, not a file")
+    if "\n" in args.job or '"' in args.job or "\\" in args.job:
+        raise UsageError(f"--job must be a scrape job name without quotes, backslashes or line breaks, got {args.job!r}")
+    alerts = _export_extra("llmlens.export.prometheus_alerts")
+    try:
+        text, skipped = alerts.rules_file_text(args.rules_file, default_rules_on=args.alerts_default_rules,
+                                               job=args.job or None)
+    except alerts.RulesError as exc:
+        raise UsageError(str(exc)) from None  # the message of `llmlens rules check`
+    if path is None:
         sys.stdout.write(text)
         return 0
-    path = Path(args.out)
-    if path.is_dir():
-        raise UsageError(f"--out {path} is a folder, not a file")
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write --out {path}: {exc.strerror or exc}") from None
     print(path)
+    if skipped:
+        print(f"{len(skipped)} alert rule{'' if len(skipped) == 1 else 's'} without a PromQL form "
+              f"(listed at the top of {path}): {', '.join(skipped)}", file=sys.stderr)
     return 0
 
 
 class ExportExtraMissing(Exception):
-    """grafana-foundation-sdk or PyYAML is not installed."""
+    """grafana-foundation-sdk, PyYAML or pydantic is not installed."""
 
 
 def _export_extra(module: str) -> ModuleType:

@@ -64,9 +64,11 @@ def rule_groups() -> list[dict[str, Any]]:
     return [{"name": GROUP, "rules": recording_rules()}]
 
 
-def rules_yaml(extra_groups: Sequence[dict[str, Any]] = ()) -> str:
-    """The rule file: the recording rules, then any further groups (alerting rules, for instance)."""
+def rules_yaml(extra_groups: Sequence[dict[str, Any]] = (), notes: Sequence[str] = ()) -> str:
+    """The rule file: the recording rules, then any further groups (alerting rules, for instance);
+    `notes` are comment lines for its header."""
     header = (f"# Prometheus rules for llmlens metrics, written by `llmlens export prometheus-rules` "
               f"(llmlens {__version__}).\n# Check with `promtool check rules FILE`; load with rule_files.\n")
+    header += "".join(f"#\n# {line}\n" if i == 0 else f"# {line}\n" for i, line in enumerate(notes))
     body = {"groups": [*rule_groups(), *extra_groups]}
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=1000)

@@ -6,6 +6,7 @@ form: `{{ $labels.model }}`, `{{ $value }}`, `{{ $value | humanizePercentage }}`
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -51,13 +52,22 @@ def render(text: str, labels: Mapping[str, str], value: float) -> str:
     return _PLACEHOLDER.sub(one, text)
 
 
-def to_prometheus(text: str) -> str:
-    """The same template in Prometheus's alert template language."""
+def to_prometheus(text: str, constants: Mapping[str, str] | None = None) -> str:
+    """The same template in Prometheus's alert template language. `constants` are names whose value
+    is known when the rule is written (its filters and labels: Prometheus's `$labels` holds only the
+    series' labels); they are written in as text."""
     def one(match: re.Match[str]) -> str:
         name, fmt = match.groups()
+        if constants and name in constants:
+            return template_literal(constants[name])
         if name != "value":
             return "{{ $labels." + name + " }}"
         return {"percent": "{{ $value | humanizePercentage }}", "usd": '{{ printf "$%.2f" $value }}'}.get(
             fmt or "", "{{ $value }}")
 
     return _PLACEHOLDER.sub(one, text)
+
+
+def template_literal(text: str) -> str:
+    """Text that a Go template (Prometheus's labels and annotations) prints as it is."""
+    return text if "{{" not in text else "{{ " + json.dumps(text) + " }}"
