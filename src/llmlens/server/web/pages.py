@@ -19,6 +19,7 @@ PAGES = {
     "sessions": ("/sessions", "Sessions"),
     "logs": ("/logs", "Logs"),
     "costs": ("/costs", "Costs"),
+    "alerts": ("/alerts", "Alerts"),
 }
 
 

@@ -63,6 +63,12 @@ async def costs(request: Request) -> HTMLResponse:
     return render(request, "costs.html", nav="costs", title="Costs")
 
 
+@router.get("/alerts", response_class=HTMLResponse)
+async def alerts(request: Request) -> HTMLResponse:
+    """Alerts, budgets, rules and history; ?rule=NAME&alert=FINGERPRINT (notifications' links) highlights one."""
+    return render(request, "alerts.html", nav="alerts", title="Alerts")
+
+
 @router.get("/docs", response_class=HTMLResponse)
 async def api_docs(request: Request) -> HTMLResponse:
     """The API reference, rendered here from the OpenAPI document (no third-party script or CDN)."""

@@ -1,8 +1,10 @@
-// Costs: spend by model, app, department, user or service over time (GET /api/v1/costs).
+// Costs: spend by model, app, department, user or service over time (GET /api/v1/costs), and the
+// budgets' spend, burn rate and forecast for their calendar periods (GET /api/v1/budgets).
 import { getJSON } from './lib/api.js';
+import { budgetPanel } from './lib/budgets.js';
 import { timeChart } from './lib/charts.js';
 import { cost } from './lib/cost.js';
-import { $, clear, emptyState, h, otelHint, tile } from './lib/dom.js';
+import { $, clear, emptyState, h, otelHint, showError, tile } from './lib/dom.js';
 import * as f from './lib/format.js';
 import { latestOnly } from './lib/loader.js';
 import * as state from './lib/state.js';
@@ -14,10 +16,19 @@ const form = $('#filters');
 form.addEventListener('submit', (event) => event.preventDefault());  // filters apply on change
 const groupBy = h('select', { id: 'group-by', name: 'group_by' }, DIMENSIONS.map(([v, l]) => h('option', { value: v }, l)));
 groupBy.value = state.get('group_by', 'model');
-const load = latestOnly(
+const loadCosts = latestOnly(
   () => getJSON('/api/v1/costs', { ...state.timeParams('7d'), group_by: state.get('group_by', 'model') }),
   (data) => { clear($('#message')); render(data); },
 );
+// The budgets cover their own calendar periods, not the range picked here; they load beside the costs.
+async function loadBudgets() {
+  try {
+    budgetPanel($('#budgets'), (await getJSON('/api/v1/budgets')).data);
+  } catch (error) {
+    showError($('#budgets'), error);
+  }
+}
+function load() { loadBudgets(); return loadCosts(); }
 groupBy.addEventListener('change', () => { state.update({ group_by: groupBy.value === 'model' ? null : groupBy.value }); load(); });
 form.append(h('label', { for: 'group-by' }, 'Spend by', groupBy));
 timebar(form, load, { defaultRange: '7d' });

@@ -35,3 +35,18 @@ export async function getJSON(path, params = {}) {
   if (!response.ok) throw new ApiError(response.status, body, url);
   return body;
 }
+
+/** POST to the JSON API (no body; parameters in the query string), as getJSON. */
+export async function postJSON(path, params = {}) {
+  const url = apiUrl(path, params);
+  let response;
+  try {
+    response = await fetch(url, { method: 'POST', headers: { Accept: 'application/json' } });
+  } catch (exc) {
+    throw new ApiError(0, { error: { message: `cannot reach the llmlens server (${exc.message})` } }, url);
+  }
+  let body = null;
+  try { body = await response.json(); } catch { /* a non-JSON body: reported by status below */ }
+  if (!response.ok) throw new ApiError(response.status, body, url);
+  return body;
+}
