@@ -17,6 +17,7 @@ from llmlens.server.api.alerts_routes import router as alerts_router
 from llmlens.server.api.auth import ApiKeyMiddleware
 from llmlens.server.api.errors import install_error_handlers
 from llmlens.server.api.metrics_routes import router as metrics_router
+from llmlens.server.api.profiles_routes import router as profiles_router
 from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
 from llmlens.server.api.security import HostCheckMiddleware, HostPolicy, SecurityHeadersMiddleware
@@ -29,6 +30,7 @@ from llmlens.server.normalise import TimeWindow, build_cost_model
 from llmlens.server.receive.grpc import grpc_service
 from llmlens.server.receive.http import otlp_routes
 from llmlens.server.receive.pipeline import Ingestor
+from llmlens.server.receive.profiles import profile_routes
 from llmlens.server.receive.workers import start_workers
 from llmlens.server.services import on_stop, running
 from llmlens.server.settings import ServerSettings
@@ -87,10 +89,12 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.router.routes.extend(otlp_routes())
+    app.router.routes.extend(profile_routes())  # Pyroscope's /ingest and Push
     app.include_router(api_router)
     app.include_router(alerts_router, tags=["alerts"])
     app.include_router(search_router, tags=["traces"])
     app.include_router(services_router)
+    app.include_router(profiles_router)
     app.include_router(ui_router, tags=["ui"])
     app.include_router(web_router, include_in_schema=False)
     app.include_router(metrics_router)

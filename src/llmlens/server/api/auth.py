@@ -30,7 +30,8 @@ SESSION_SECONDS = 7 * 86400
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login", "/logout"})
 OPEN_PREFIXES = ("/static/",)
 # Machine clients' paths: they get a JSON 401, never a redirect to a form.
-API_PREFIXES = ("/api/", "/v1/", "/metrics", "/openapi.json")
+API_PREFIXES = ("/api/", "/v1/", "/metrics", "/openapi.json",
+                "/v1development/", "/ingest", "/pyroscope/", "/push.v1.")  # profile receivers
 _SESSION_CONTEXT = b"llmlens ui session v1:"
 
 

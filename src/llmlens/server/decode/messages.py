@@ -20,7 +20,8 @@ _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id"
 _MAX_JSON_DEPTH = 128
 # How error messages name a request: "not a valid OTLP traces protobuf message".
 _SIGNAL_WORDS = {"ExportTraceServiceRequest": "traces", "ExportLogsServiceRequest": "logs",
-                 "ExportMetricsServiceRequest": "metrics"}
+                 "ExportMetricsServiceRequest": "metrics", "ExportProfilesServiceRequest": "profiles",
+                 "PushRequest": "Pyroscope push"}
 
 
 def decode_request(request_type: type[Message], body: bytes, kind: Literal["protobuf", "json"]) -> Message:

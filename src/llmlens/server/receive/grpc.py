@@ -99,7 +99,7 @@ async def start_grpc_server(ingestor: Ingestor, host: str, port: int, max_messag
     )
     server.add_generic_rpc_handlers([
         grpc.method_handlers_generic_handler(signal.grpc_service, {"Export": _export_handler(ingestor, signal)})
-        for signal in SIGNALS.values()
+        for signal in SIGNALS.values() if signal.grpc_service
     ])
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:

@@ -1,4 +1,5 @@
-"""OTLP/HTTP: POST /v1/traces, /v1/logs, /v1/metrics (protobuf or JSON, gzip/deflate).
+"""OTLP/HTTP: POST /v1/traces, /v1/logs, /v1/metrics, /v1development/profiles (protobuf or JSON,
+gzip/deflate).
 
 Answers follow the OTLP spec: 200 with an Export*ServiceResponse (partial_success when some
 items were rejected), 400 for bad data, 408 for a body that came too slowly, 413 over the size
@@ -30,8 +31,8 @@ log = logging.getLogger("llmlens.receive.http")
 
 
 def otlp_routes() -> list[Route]:
-    return [Route(f"/v1/{signal.name}", _endpoint(signal), methods=["POST"], name=f"otlp_{signal.name}")
-            for signal in SIGNALS.values()]
+    return [Route(signal.otlp_path, _endpoint(signal), methods=["POST"], name=f"otlp_{signal.name}")
+            for signal in SIGNALS.values() if signal.otlp_path]
 
 
 def _endpoint(signal: Signal):

@@ -173,6 +173,21 @@ TABLES: dict[str, list[tuple[str, pa.DataType]]] = {
         ("ValueAtQuantiles.Value", pa.list_(pa.float64())),
         ("Flags", pa.uint32()),
     ],
+    # Profiles (normalise/profiles.py): frames and stacks before the samples that name them, so a
+    # query never meets a sample whose stack is not stored yet.
+    "llmlens_profile_frames": [("Timestamp", _TS), ("FrameId", pa.uint64()), ("Name", _STR)],
+    "llmlens_profile_stacks": [("Timestamp", _TS), ("StackId", pa.uint64()), ("FrameIds", pa.list_(pa.uint64()))],
+    "llmlens_profile_samples": [
+        ("Timestamp", _TS),
+        ("ServiceName", _STR),
+        ("ProfileType", _STR),
+        ("StackId", pa.uint64()),
+        ("Value", pa.int64()),
+        ("TraceId", _STR),
+        ("SpanId", _STR),
+        ("SpanName", _STR),
+        ("ThreadName", _STR),
+    ],
 }
 
 # The column each table's rows are partitioned by (a day of this timestamp).

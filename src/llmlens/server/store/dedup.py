@@ -112,7 +112,7 @@ class Deduplicator:
         return pa.table({
             "Timestamp": pa.array([now] * len(fresh), pa.timestamp("ns")),
             "Digest": pa.array([b.request_digest for b in fresh], pa.string()),
-            "Signal": pa.array(["logs" if "otel_logs" in b.arrow else "metrics" for b in fresh], pa.string()),
+            "Signal": pa.array([_signal_of(b) for b in fresh], pa.string()),
         })
 
     def _stored_spans(self, batches: Sequence[Batch], keys: list[pa.Array | None]) -> set[str]:
@@ -139,6 +139,12 @@ class Deduplicator:
             {**params, "ids": trace_ids},
         )
         return {row["k"] for row in rows}
+
+
+def _signal_of(batch: Batch) -> str:
+    if "otel_logs" in batch.arrow:
+        return "logs"
+    return "profiles" if "llmlens_profile_samples" in batch.arrow else "metrics"
 
 
 def _keys(table: pa.Table, columns: tuple[str, ...]) -> pa.ChunkedArray:
