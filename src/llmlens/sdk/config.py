@@ -16,6 +16,12 @@ Environment variables read here:
   LLMLENS_MASK_PII                        mask PII before export (default true)
   LLMLENS_PII_MODE                        mask | hash | drop
   LLMLENS_METRICS_EXPORT_INTERVAL_MS      OTLP metrics export interval (default 30000)
+  LLMLENS_PROFILING                       continuous profiling on (default false)
+  LLMLENS_PROFILING_MODE                  cpu (on-CPU stacks, default) | wall
+  LLMLENS_PROFILING_HZ                    samples a second per thread (default 100)
+  LLMLENS_PROFILING_EXPORT_INTERVAL_MS    how often a profile is pushed (default 10000)
+  LLMLENS_PROFILING_ENDPOINT              base URL profiles are pushed to (`/ingest` is appended);
+                                          default: the OTLP HTTP base URL
 """
 
 from __future__ import annotations
@@ -25,11 +31,14 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 PROTOCOLS = ("http/protobuf", "grpc")
 PII_MODES = ("mask", "hash", "drop")
+PROFILING_MODES = ("cpu", "wall")
+MAX_PROFILING_HZ = 1000
 SIGNAL_PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics", "logs": "/v1/logs"}
 T = TypeVar("T")
 
@@ -57,6 +66,10 @@ class SdkConfig:
     export_traces: bool = True
     export_metrics: bool = True
     metrics_export_interval_ms: int = 30_000
+    profiling: bool = False
+    profiling_mode: str = "cpu"
+    profiling_hz: int = 100
+    profiling_export_interval_ms: int = 10_000
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
 
     def signal_endpoint(self, signal: str) -> str:
@@ -70,6 +83,21 @@ class SdkConfig:
         if self.protocol == "grpc":
             return base
         return base.rstrip("/") + SIGNAL_PATHS[signal]
+
+    def profiles_endpoint(self) -> str:
+        """Base URL profiles are pushed to: the server's HTTP address, where it serves OTLP/HTTP too.
+
+        With OTLP over gRPC the configured endpoint is the gRPC port; the HTTP one is then assumed
+        at the same host on 4318 (the server's default) unless LLMLENS_PROFILING_ENDPOINT says.
+        """
+        explicit = os.environ.get("LLMLENS_PROFILING_ENDPOINT", "").strip()
+        if explicit:
+            return explicit
+        base = self.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_HTTP_ENDPOINT
+        if self.protocol == "grpc":
+            parts = urlsplit(base if "//" in base else f"http://{base}")
+            return f"{parts.scheme}://{parts.hostname or 'localhost'}:4318"
+        return base
 
 
 def _warn(name: str, value: str, default: Any, why: str) -> None:
@@ -119,6 +147,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _hz(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= MAX_PROFILING_HZ:
+        raise ValueError(raw)
+    return value
+
+
 def _checked(name: str, value: T, valid: Callable[[T], bool], default: T) -> T:
     """An argument that fails its check warns and falls back, like an env value."""
     if valid(value):
@@ -147,6 +182,10 @@ def resolve_config(
     export_traces: bool = True,
     export_metrics: bool = True,
     metrics_export_interval_ms: int | None = None,
+    profiling: bool | None = None,
+    profiling_mode: str | None = None,
+    profiling_hz: int | None = None,
+    profiling_export_interval_ms: int | None = None,
     resource_attributes: Mapping[str, Any] | None = None,
 ) -> SdkConfig:
     """Merge init() arguments with the environment; explicit arguments win."""
@@ -171,6 +210,18 @@ def resolve_config(
     interval = metrics_export_interval_ms or _env(
         "LLMLENS_METRICS_EXPORT_INTERVAL_MS", _positive_int, d.metrics_export_interval_ms, "not a positive integer"
     )
+    if profiling_mode is None:
+        profiling_mode = _env("LLMLENS_PROFILING_MODE", _choice(PROFILING_MODES), d.profiling_mode, "unknown mode")
+    else:
+        profiling_mode = _checked("profiling_mode", profiling_mode.lower(), lambda v: v in PROFILING_MODES,
+                                  d.profiling_mode)
+    if profiling_hz is None:
+        profiling_hz = _env("LLMLENS_PROFILING_HZ", _hz, d.profiling_hz, f"not a whole number in 1..{MAX_PROFILING_HZ}")
+    else:
+        profiling_hz = _checked("profiling_hz", profiling_hz, lambda v: isinstance(v, int) and 1 <= v <= MAX_PROFILING_HZ,
+                                d.profiling_hz)
+    profile_interval = profiling_export_interval_ms or _env(
+        "LLMLENS_PROFILING_EXPORT_INTERVAL_MS", _positive_int, d.profiling_export_interval_ms, "not a positive integer")
     return SdkConfig(
         service_name=service_name or os.environ.get("OTEL_SERVICE_NAME") or d.service_name,
         app=app if app is not None else os.environ.get("LLMLENS_APP", ""),
@@ -190,5 +241,10 @@ def resolve_config(
         export_traces=export_traces,
         export_metrics=export_metrics,
         metrics_export_interval_ms=interval,
+        profiling=profiling if profiling is not None else _env("LLMLENS_PROFILING", parse_bool, d.profiling,
+                                                                "not a boolean"),
+        profiling_mode=profiling_mode,
+        profiling_hz=profiling_hz,
+        profiling_export_interval_ms=profile_interval,
         resource_attributes=dict(resource_attributes or {}),
     )

@@ -25,6 +25,7 @@ class Runtime:
     redactor: Any  # llmlens.pii.Redactor, or None when masking is off
     resource: Any = None  # opentelemetry Resource: the one every signal of this init() carries
     http_instrumented: bool = False
+    profiler: Any = None  # llmlens.sdk.profiler.Profiler when init(profiling=True)
     # What was started on top of init() (the OTLP log pipeline of configure_logging()): shutdown()
     # calls each with its timeout in ms, so it needs to know nothing of those parts.
     closers: list[Callable[[int], None]] = field(default_factory=list)

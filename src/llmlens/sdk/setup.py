@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import threading
 import warnings
@@ -73,6 +74,10 @@ def init(
     export_traces: bool = True,
     export_metrics: bool = True,
     metrics_export_interval_ms: int | None = None,
+    profiling: bool | None = None,
+    profiling_mode: str | None = None,
+    profiling_hz: int | None = None,
+    profiling_export_interval_ms: int | None = None,
     resource_attributes: Mapping[str, Any] | None = None,
 ) -> None:
     """Turn on llmlens telemetry for this process (see llmlens.sdk.config for the environment)."""
@@ -88,7 +93,8 @@ def init(
                 mask_pii=mask_pii, pii_mode=pii_mode, pii_kinds=pii_kinds, pii_patterns=pii_patterns,
                 instrument_openai=instrument_openai, instrument_http=instrument_http, export_traces=export_traces,
                 export_metrics=export_metrics, metrics_export_interval_ms=metrics_export_interval_ms,
-                resource_attributes=resource_attributes,
+                profiling=profiling, profiling_mode=profiling_mode, profiling_hz=profiling_hz,
+                profiling_export_interval_ms=profiling_export_interval_ms, resource_attributes=resource_attributes,
             )
             _installed = _build(config)
         except Exception as exc:  # noqa: BLE001 - the host app must keep running without telemetry
@@ -185,8 +191,36 @@ def _build(config: SdkConfig) -> _Installed:
     if config.instrument_http:
         rt.http_instrumented = True
         installed.instrumentors = _instrument_http(provider)
+    if config.profiling:
+        _start_profiler(config, provider, rt)
     runtime.active = rt
     return installed
+
+
+def _start_profiler(config: SdkConfig, provider: Any, rt: runtime.Runtime) -> None:
+    """The continuous profiler: its span tracker on the provider, its threads started, its stop on shutdown()."""
+    from llmlens.sdk.exporters import EXPORT_TIMEOUT_S
+    from llmlens.sdk.profile_export import ProfilePusher
+    from llmlens.sdk.profile_spans import SpanTracker
+    from llmlens.sdk.profiler import Profiler, ProfilerSettings
+    from llmlens.sdk.span_export import parse_headers
+    from llmlens.sdk.stack_sampler import cpu_mode_supported
+
+    mode = config.profiling_mode
+    if mode == "cpu" and not cpu_mode_supported():
+        warnings.warn("llmlens: on-CPU profiling needs Linux's per-thread CPU clocks; profiling wall-clock time",
+                      RuntimeWarning, stacklevel=4)
+        mode = "wall"
+    headers = {**parse_headers(os.environ.get("OTEL_EXPORTER_OTLP_HEADERS")), **config.headers}
+    pusher = ProfilePusher(config.profiles_endpoint(), config.service_name, headers, config.profiling_hz, mode,
+                           EXPORT_TIMEOUT_S)
+    spans = SpanTracker()
+    provider.add_span_processor(spans)
+    profiler = Profiler(ProfilerSettings(config.profiling_hz, mode, config.profiling_export_interval_ms / 1000),
+                        pusher, spans)
+    profiler.start()
+    rt.profiler = profiler
+    rt.closers.insert(0, profiler.stop)
 
 
 # Module whose import triggers an instrumentation -> (instrumentation module, instrumentor class).
