@@ -163,6 +163,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  OTLP/HTTP    http://{host}:{settings.http_port}/v1/traces (logs, metrics)", flush=True)
         if settings.grpc_port:
             print(f"  OTLP/gRPC    {host}:{settings.grpc_port}", flush=True)
+        if settings.sql.port:
+            print(f"  SQL          http://{host}:{settings.sql.port}/ (ClickHouse HTTP interface, read-only)", flush=True)
         run_server(app, settings)
     finally:
         store.close()

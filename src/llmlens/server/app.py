@@ -22,6 +22,7 @@ from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
 from llmlens.server.api.security import HostCheckMiddleware, HostPolicy, SecurityHeadersMiddleware
 from llmlens.server.api.services_routes import router as services_router
+from llmlens.server.api.sql_routes import router as sql_router
 from llmlens.server.api.ui import router as ui_router
 from llmlens.server.metrics.aggregator import DERIVATIONS as METRICS_DERIVATIONS
 from llmlens.server.metrics.aggregator import ServerMetrics
@@ -34,6 +35,8 @@ from llmlens.server.receive.profiles import profile_routes
 from llmlens.server.receive.workers import start_workers
 from llmlens.server.services import on_stop, running
 from llmlens.server.settings import ServerSettings
+from llmlens.server.sql.clickhouse_http import sql_http_service
+from llmlens.server.sql.engine import SqlEngine
 from llmlens.server.store import Store
 from llmlens.server.store.batch import DEFAULT_DERIVATIONS
 from llmlens.server.web.routes import router as web_router
@@ -68,6 +71,10 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
         services.append(grpc_service(ingestor, settings))
     alerts = alerting(settings, store)  # raises RulesError on a bad rules file
     services.append(alerts.service)  # started last, stopped first: it reads the store
+    sql_engine = SqlEngine(store.backend, settings.sql)  # users' read-only SQL (API, SQL page, --sql-port)
+    services.append(on_stop("SQL engine", sql_engine.close))
+    if settings.sql.port:
+        services.append(sql_http_service(sql_engine, settings, __version__))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +94,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.state.ingestor = ingestor
     app.state.alerts = alerts
     app.state.metrics = metrics
+    app.state.sql_engine = sql_engine
     install_error_handlers(app)
     app.router.routes.extend(otlp_routes())
     app.router.routes.extend(profile_routes())  # Pyroscope's /ingest and Push
@@ -95,6 +103,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.include_router(search_router, tags=["traces"])
     app.include_router(services_router)
     app.include_router(profiles_router)
+    app.include_router(sql_router)
     app.include_router(ui_router, tags=["ui"])
     app.include_router(web_router, include_in_schema=False)
     app.include_router(metrics_router)

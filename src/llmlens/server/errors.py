@@ -37,6 +37,22 @@ class BadParameter(BadRequest):
         self.parameter = parameter
 
 
+class SqlRefused(BadRequest):
+    """A SQL statement that is not a read of the store (a write, DDL, a file or URL table function...)."""
+
+
+class SqlError(BadRequest):
+    """ClickHouse refused a user's SQL statement (syntax, unknown column, readonly); `code` is its error code."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ResultTooLarge(ServerError):
+    """A query's result is over the rows, bytes or memory it may take (HTTP 413)."""
+
+
 class PayloadTooLarge(ServerError, ValueError):
     """The body, after decompression, is over the configured limit."""
 
@@ -87,6 +103,9 @@ class Answer:
 # Most specific first: the first class the exception is an instance of wins.
 ANSWERS: tuple[tuple[type[BaseException], Answer], ...] = (
     (BadParameter, Answer(400, _INVALID_ARGUMENT, "bad_parameter")),
+    (SqlRefused, Answer(400, _INVALID_ARGUMENT, "sql_refused")),
+    (SqlError, Answer(400, _INVALID_ARGUMENT, "sql_error")),
+    (ResultTooLarge, Answer(413, _RESOURCE_EXHAUSTED, "result_too_large")),
     (BadRequest, Answer(400, _INVALID_ARGUMENT, "bad_request")),
     (PayloadTooLarge, Answer(413, _RESOURCE_EXHAUSTED, "payload_too_large")),
     (UnsupportedMedia, Answer(415, _INVALID_ARGUMENT, "unsupported_media_type")),

@@ -123,9 +123,18 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True, section="alerts"),
     Setting("webhook_secret", str, None, "key of the HMAC-SHA256 signature header on webhook messages",
             secret=True, section="alerts"),
+    # [sql]: read-only ClickHouse SQL over the store (POST /api/v1/sql, the SQL page, --sql-port)
+    Setting("port", int, 0, "port of a read-only ClickHouse-compatible HTTP interface for Grafana's ClickHouse "
+            "data source and clickhouse-connect (0 = off); with an API key, the key is the password", section="sql"),
+    Setting("timeout_s", float, 10.0, "time limit of one SQL query, in seconds", section="sql"),
+    Setting("max_memory_mb", int, 1024, "memory one SQL query may use, in MiB", section="sql"),
+    Setting("max_result_rows", int, 100_000, "rows one SQL query may return (more is an error: add a LIMIT)",
+            section="sql"),
+    Setting("max_result_mb", int, 64, "bytes one SQL query may return, in MiB", section="sql"),
+    Setting("max_concurrent", int, 2, "SQL queries run at once; more wait for a turn", section="sql"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
-SECTIONS = ("server", "metrics", "alerts")
+SECTIONS = ("server", "metrics", "alerts", "sql")
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,16 @@ class AlertsSettings:
 
 
 @dataclass(frozen=True)
+class SqlSettings:
+    port: int
+    timeout_s: float
+    max_memory_mb: int
+    max_result_rows: int
+    max_result_mb: int
+    max_concurrent: int
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     data_dir: str
     host: str
@@ -186,6 +205,7 @@ class ServerSettings:
     log_level: str
     metrics: MetricsSettings
     alerts: AlertsSettings
+    sql: SqlSettings
 
     @property
     def backend(self) -> str:
@@ -239,7 +259,7 @@ def load_settings(
     if not server["data_dir"]:
         server["data_dir"] = default_data_dir(env)
     settings = ServerSettings(**server, metrics=MetricsSettings(**values["metrics"]),
-                              alerts=AlertsSettings(**values["alerts"]))
+                              alerts=AlertsSettings(**values["alerts"]), sql=SqlSettings(**values["sql"]))
     _validate(settings)
     return settings
 
@@ -333,6 +353,7 @@ def _validate(s: ServerSettings) -> None:
     if not 10 <= m.otlp_staleness_s <= 86400:
         raise SettingsError(f"metrics otlp_staleness_s must be between 10 and 86400, got {m.otlp_staleness_s}")
     _validate_alerts(s.alerts)
+    _validate_sql(s)
     if s.clickhouse_url and not s.clickhouse_url.startswith(("http://", "https://")):
         raise SettingsError(f"clickhouse_url must start with http:// or https://, got {s.clickhouse_url.split('@')[-1]!r}")
     _validate_cluster(s)
@@ -349,6 +370,25 @@ def _validate_cluster(s: ServerSettings) -> None:
         check_cluster_name(s.clickhouse_cluster)
     except ValueError as exc:
         raise SettingsError(f"clickhouse_cluster: {exc}") from None
+
+
+def _validate_sql(s: ServerSettings) -> None:
+    q = s.sql
+    if not 0 <= q.port <= 65535:
+        raise SettingsError(f"sql port must be between 0 (off) and 65535, got {q.port}")
+    if q.port and q.port in (s.http_port, s.grpc_port):
+        raise SettingsError(f"sql port must differ from http_port and grpc_port (all three are ports of this server), "
+                            f"got {q.port}")
+    if not 0 < q.timeout_s <= 3600:
+        raise SettingsError(f"sql timeout_s must be in (0, 3600], got {q.timeout_s}")
+    if not 16 <= q.max_memory_mb <= 1024 * 1024:
+        raise SettingsError(f"sql max_memory_mb must be between 16 and 1048576, got {q.max_memory_mb}")
+    if not 1 <= q.max_result_rows <= 100_000_000:
+        raise SettingsError(f"sql max_result_rows must be between 1 and 100000000, got {q.max_result_rows}")
+    if not 1 <= q.max_result_mb <= 64 * 1024:
+        raise SettingsError(f"sql max_result_mb must be between 1 and 65536, got {q.max_result_mb}")
+    if not 1 <= q.max_concurrent <= 64:
+        raise SettingsError(f"sql max_concurrent must be between 1 and 64, got {q.max_concurrent}")
 
 
 def _validate_alerts(a: AlertsSettings) -> None:

@@ -221,6 +221,10 @@ class ClickHouseBackend:
             with contextlib.suppress(Exception):
                 bootstrap.close()
 
+    def client(self) -> Any:
+        """This thread's clickhouse-connect client (the read-only SQL interfaces send their own settings)."""
+        return self._client()
+
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
