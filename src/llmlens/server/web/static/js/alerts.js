@@ -21,9 +21,10 @@ const load = latestOnly(async () => {
   const [alerts, rules, history, budgets] = await Promise.all([
     getJSON('/api/v1/alerts'), getJSON('/api/v1/rules'),
     getJSON('/api/v1/alerts/history', { ...state.timeParams('24h'), rule, limit: 200 }),
-    getJSON('/api/v1/budgets'),
+    // A budget query that fails (or times out) is shown in its panel; the alerts still show.
+    getJSON('/api/v1/budgets').catch((error) => ({ error })),
   ]);
-  return { alerts: alerts.data.alerts, groups: rules.data.groups, events: history.data.events, budgets: budgets.data };
+  return { alerts: alerts.data.alerts, groups: rules.data.groups, events: history.data.events, budgets };
 }, render);
 timebar(form, load, { defaultRange: '24h' });
 
@@ -141,6 +142,8 @@ function renderHistory(events) {
     rowAttrs: (e) => ({ 'data-rule': e.rule, 'data-fingerprint': e.fingerprint, 'data-to': e.to }) }));
 }
 
+let scrolledTo = null;  // auto-refresh re-marks the rows but leaves the scrolling to the reader
+
 /** Mark what ?rule= and ?alert= name, and bring it into view. */
 function highlight(alerts) {
   const rule = state.get('rule');
@@ -161,14 +164,17 @@ function highlight(alerts) {
   } else if (alertRow && alerts.length) {
     clear($('#deeplink'), h('p', { class: 'muted' }, `Showing ${rule}.`));
   }
-  (alertRow || ruleRow)?.scrollIntoView({ block: 'center' });
+  const target = `${rule}/${fingerprint}`;
+  if (scrolledTo !== target) (alertRow || ruleRow)?.scrollIntoView({ block: 'center' });
+  scrolledTo = target;
 }
 
 function render({ alerts, groups, events, budgets }) {
   clear($('#message'));
   renderRules(groups);  // first: the alerts table leaves the rules' own labels out of the group
   renderActive(alerts);
-  budgetPanel($('#budgets'), budgets);
+  if (budgets.error) showError($('#budgets'), budgets.error);
+  else budgetPanel($('#budgets'), budgets.data);
   renderHistory(events);
   highlight(alerts);
   const firing = alerts.filter((a) => a.state === 'firing').length;
