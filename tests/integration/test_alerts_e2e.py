@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,12 +16,13 @@ import httpx
 import pytest
 
 from tests.integration.otlp_requests import llm_attrs, make_span, post, trace_request
-from tests.server_process import ServerProcess, free_port
+from tests.monitoring_processes import alertmanager as run_alertmanager
+from tests.monitoring_processes import alerts
+from tests.server_process import ServerProcess
 from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 SECRET = "e2e-webhook-secret"
 WINDOW_S = 30  # long enough to hold the errors across a restart
 RULES = f"""\
@@ -38,45 +37,13 @@ rules:
     labels: {{severity: critical}}
     annotations: {{summary: "LLM error rate of {{{{model}}}} is {{{{value | percent}}}}"}}
 """
-AM_CONFIG = """\
-route:
-  receiver: blackhole
-  group_wait: 1s
-receivers:
-  - name: blackhole
-"""
 
 
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory) -> Iterator[str]:
     """A real Alertmanager on a free loopback port (clustering off), its config checked by amtool."""
-    folder = tmp_path_factory.mktemp("alertmanager")
-    config = folder / "alertmanager.yml"
-    config.write_text(AM_CONFIG)
-    check = subprocess.run(["amtool", "check-config", str(config)], capture_output=True, text=True, timeout=30)
-    assert check.returncode == 0 and "SUCCESS" in check.stdout, check.stdout + check.stderr
-    port = free_port()
-    log = open(folder / "alertmanager.log", "wb")  # noqa: SIM115 -- open for the process's life
-    proc = subprocess.Popen([ALERTMANAGER, f"--config.file={config}", f"--storage.path={folder / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (folder / "alertmanager.log").read_text()
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "Alertmanager did not become ready"
-            time.sleep(0.1)
+    with run_alertmanager(tmp_path_factory.mktemp("alertmanager")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
 
 
 def send_calls(server: ServerProcess, model: str, errors: int, ok: int) -> None:
@@ -86,7 +53,7 @@ def send_calls(server: ServerProcess, model: str, errors: int, ok: int) -> None:
 
 
 def am_alerts(url: str) -> list[dict]:
-    return httpx.get(f"{url}/api/v2/alerts", params={"filter": 'alertname="HighErrorRate"'}, timeout=10).json()
+    return alerts(url, "HighErrorRate")
 
 
 def test_error_burst_fires_reaches_webhook_and_alertmanager_survives_a_restart_and_resolves(
