@@ -164,3 +164,13 @@ def test_unpriced_spans_of_other_instrumentors_are_counted(sdk):
     port = free_port()
     llmlens.start_metrics_server(port)
     assert _value(_scrape(port), "llm_unpriced_requests_total", model="local-llama-unpriced-8") == 1
+
+
+def test_exporting_metrics_makes_no_spans(sdk, receiver, client):
+    # The exporter's own HTTP requests are not the app's work: no "POST" root span per export.
+    sdk(metrics_export_interval_ms=100)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert receiver.wait_for(lambda r: len(r.metrics) > 0 and r.requests.count("/v1/metrics") >= 2)
+    llmlens.shutdown()
+    assert [s.name for s in receiver.spans if s.attributes.get("http.url", "").endswith("/v1/metrics")] == []
+    assert [s.name for s in receiver.spans] == ["chat gpt-4o-mini"]

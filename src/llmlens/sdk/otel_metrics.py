@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 from llmlens import __version__, semconv
 from llmlens.sdk.aggregates import DURATION_BUCKETS, TOKEN_BUCKETS, TTFT_BUCKETS, Aggregates, Histogram, Key
 
@@ -115,13 +117,18 @@ class OtlpMetricsExporter:
             self.export()
 
     def export(self) -> None:
-        with self._export_lock:
-            try:
+        # The exporter's HTTP request is not the app's work: the HTTP instrumentations must not trace it
+        # (each export would be a root "POST" span), as OTel's own readers and span processors ensure.
+        token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            with self._export_lock:
                 data, has_points = build_metrics_data(self._agg, self._resource)
                 if has_points:
                     self._exporter.export(data)
-            except Exception:  # noqa: BLE001 - a failed export is dropped; the exporter logged it
-                pass
+        except Exception:  # noqa: BLE001 - a failed export is dropped; the exporter logged it
+            pass
+        finally:
+            otel_context.detach(token)
 
     def shutdown(self) -> None:
         self._stop.set()
