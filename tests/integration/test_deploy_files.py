@@ -3,7 +3,7 @@
 docker-compose (Debian's 1.29) renders the compose project; HAProxy, promtool and amtool check their
 configs; `kubectl kustomize` builds every overlay and kubernetes-validate checks each object against
 the Kubernetes 1.32 schemas (strict: unknown fields fail). The custom resources (Altinity's
-ClickHouse[Keeper]Installation, the Prometheus Operator's ServiceMonitor and PrometheusRule) have
+ClickHouse[Keeper]Installation, the Prometheus Operator's Prometheus, ServiceMonitor and PrometheusRule) have
 no schema there and are named as skipped. ClickHouse's XML and the OpenTelemetry Collector's config
 have no checker installable here: they are parsed and cross-checked. No container runs here (no
 image registry is reachable; deploy/README.md), so nothing is started.
@@ -39,7 +39,8 @@ DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose"
 KUBERNETES = DEPLOY / "kubernetes"
 KUBERNETES_VERSION = "1.32"
-CUSTOM_RESOURCES = {"ClickHouseInstallation", "ClickHouseKeeperInstallation", "ServiceMonitor", "PrometheusRule"}
+CUSTOM_RESOURCES = {"ClickHouseInstallation", "ClickHouseKeeperInstallation", "ServiceMonitor", "PrometheusRule",
+                    "Prometheus"}
 # An image is pinned when its tag is a version (digits and dots, an optional suffix), never "latest".
 PINNED = re.compile(r"^[\w./-]+:v?\d+(\.\d+)+(-[\w.]+)?$")
 # What the cluster part of the production issue adds (schema DDL templates, `llmlens db`), used here
@@ -472,6 +473,9 @@ def test_cluster_overlay_objects() -> None:
             if ref:
                 assert ref["key"] in secrets[ref["name"]]["stringData"], ref
 
+    prometheus = by_kind(objects, "Prometheus")["llmlens"]
+    assert PINNED.match(f"prom/prometheus:{prometheus['spec']['version']}")
+
     images = [c["image"] for o in objects if o["kind"] in {"Deployment", "DaemonSet", "Job"}
               for c in o["spec"]["template"]["spec"]["containers"]]
     images += [c["image"] for o in (chi, chk) for t in o["spec"]["templates"]["podTemplates"]
@@ -567,3 +571,33 @@ def test_dockerfile_pins_its_base_and_installs_extras_that_exist() -> None:
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
     for source in copied:
         assert f"!{source.rstrip('/')}" in ignore or f"!{source}" in ignore or f"!{source}/" in ignore, source
+
+
+def test_cluster_prometheus_loads_the_rules_scrapes_the_servers_and_sends_to_the_evaluators_alertmanager() -> None:
+    objects = kustomize("cluster")
+    spec = by_kind(objects, "Prometheus")["llmlens"]["spec"]
+
+    def selects(selector: dict[str, Any], obj: dict[str, Any]) -> bool:
+        return selector["matchLabels"].items() <= obj["metadata"].get("labels", {}).items()
+
+    rule = by_kind(objects, "PrometheusRule")["llmlens"]
+    assert selects(spec["ruleSelector"], rule) and selects(spec["serviceMonitorSelector"],
+                                                          by_kind(objects, "ServiceMonitor")["llmlens"])
+    alerting = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert "HighErrorRate" in alerting
+    # The evaluator's Alertmanager is the one Prometheus sends to (the operator's governing Service).
+    evaluator = by_kind(objects, "Deployment")["llmlens-alert-evaluator"]
+    env = {e["name"]: e.get("value") for e in evaluator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    [manager] = spec["alerting"]["alertmanagers"]
+    assert env["LLMLENS_ALERTMANAGER_URL"] == f"http://{manager['name']}.{manager['namespace']}.svc:9093"
+    assert manager["port"] == "web"
+    # No instance or replica label on alerts: the same labels as the evaluator's.
+    assert spec["prometheusExternalLabelName"] == "" and spec["replicaExternalLabelName"] == ""
+    assert not spec.get("externalLabels")
+    # Its service account may discover the server pods in the namespace.
+    binding = by_kind(objects, "RoleBinding")["llmlens-prometheus"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": spec["serviceAccountName"],
+                                    "namespace": "llmlens"}]
+    role = by_kind(objects, "Role")[binding["roleRef"]["name"]]
+    granted = {(resource, verb) for r in role["rules"] for resource in r["resources"] for verb in r["verbs"]}
+    assert {("pods", "list"), ("endpoints", "watch"), ("services", "get")} <= granted
