@@ -15,6 +15,7 @@ from llmlens import __version__
 from llmlens.server.alerts.service import alerting
 from llmlens.server.api.alerts_routes import router as alerts_router
 from llmlens.server.api.auth import ApiKeyMiddleware
+from llmlens.server.api.compare_routes import router as compare_router
 from llmlens.server.api.errors import install_error_handlers
 from llmlens.server.api.metrics_routes import router as metrics_router
 from llmlens.server.api.profiles_routes import router as profiles_router
@@ -98,6 +99,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     install_error_handlers(app)
     app.router.routes.extend(otlp_routes())
     app.router.routes.extend(profile_routes())  # Pyroscope's /ingest and Push
+    app.include_router(compare_router)  # before api_router: its /traces/{trace_id} would take these paths
     app.include_router(api_router)
     app.include_router(alerts_router, tags=["alerts"])
     app.include_router(search_router, tags=["traces"])

@@ -38,6 +38,11 @@ async def trace(request: Request, trace_id: str) -> HTMLResponse:
     return render(request, "trace.html", nav="traces", title=f"Trace {trace_id[:8]}", trace_id=trace_id)
 
 
+@router.get("/compare", response_class=HTMLResponse)
+async def compare(request: Request) -> HTMLResponse:
+    return render(request, "compare.html", nav="traces", title="Compare traces")
+
+
 @router.get("/services", response_class=HTMLResponse)
 async def services(request: Request) -> HTMLResponse:
     return render(request, "services.html", nav="services", title="Services")

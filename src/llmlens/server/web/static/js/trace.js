@@ -6,6 +6,7 @@ import { $, clear, emptyState, h, markReady, setBusy, showError } from './lib/do
 import * as f from './lib/format.js';
 import * as state from './lib/state.js';
 import { table } from './lib/table.js';
+import { typicalButton } from './lib/typical.js';
 import { breakdown, layout } from './lib/tracetree.js';
 
 // Model calls, as the overview counts them (retrieval, tool and agent steps have LLM facts too).
@@ -21,6 +22,7 @@ async function load() {
     spans = layout(trace.spans);
     byId = new Map(spans.map((s) => [s.span_id, s]));
     renderSummary();
+    typicalButton($('[data-back]').parentElement, spans[0], traceId, $('#message'));
     renderBreakdown();
     renderWaterfall();
     select(state.get('span') && byId.has(state.get('span')) ? state.get('span') : spans[0]?.span_id, false);

@@ -1,5 +1,6 @@
 // Traces: search by query language (GET /api/v1/search) or by filters (GET /api/v1/traces).
 import { getJSON } from './lib/api.js';
+import { comparePicker, pickColumn } from './lib/comparepick.js';
 import { cost } from './lib/cost.js';
 import { $, clear, emptyState, h, markReady, otelHint, setBusy, showError } from './lib/dom.js';
 import * as f from './lib/format.js';
@@ -98,6 +99,7 @@ function render(data, append, q) {
     return;
   }
   clear($('#results'), table([
+    pickColumn,
     { key: 'start_time', label: 'Start', render: (r) => f.time(r.start_time) },
     { key: 'root_service', label: 'Service', render: (r) => r.root_service || f.dash },
     { key: 'root_name', label: 'Root span', render: (r) => h('a', { href: `/traces/${encodeURIComponent(r.trace_id)}`,
@@ -113,4 +115,5 @@ function render(data, append, q) {
 }
 
 $('#more').addEventListener('click', () => load(true));
+comparePicker($('#h-results').parentElement);
 load();
