@@ -74,6 +74,12 @@ async def alerts(request: Request) -> HTMLResponse:
     return render(request, "alerts.html", nav="alerts", title="Alerts")
 
 
+@router.get("/sql", response_class=HTMLResponse)
+async def sql(request: Request) -> HTMLResponse:
+    """Read-only ClickHouse SQL over the store; ?q=QUERY runs it."""
+    return render(request, "sql.html", nav="sql", title="SQL")
+
+
 @router.get("/docs", response_class=HTMLResponse)
 async def api_docs(request: Request) -> HTMLResponse:
     """The API reference, rendered here from the OpenAPI document (no third-party script or CDN)."""
