@@ -98,3 +98,40 @@ def test_streamed_trace_breakdown_counts_each_instant_once(demo_store: DemoStore
         assert own.get(handler["name"], 0.0) < 0.1 * duration, (trace_id, own)
         shares = page.locator('[data-testid="breakdown-table"] td[data-col="share"]').all_inner_texts()
         assert sum(float(s.rstrip("%")) for s in shares) <= 100.5, shares
+
+
+PAGES = ["/", "/traces", "/logs", "/sessions", "/costs", "/services"]
+
+
+def test_every_page_opens_on_the_range_the_data_needs(demo_store: DemoStore, page) -> None:
+    # Seconds of traffic that ended a minute or two ago: 15 minutes hold them, on every page.
+    activity = demo_store.api("/api/v1/activity")
+    assert activity["default_range"] == "15m", activity
+    for path in PAGES:
+        page.goto(demo_store.server.url + path)
+        page.wait_for_selector("body[data-ready]")
+        assert page.input_value("#range") == "15m", path
+        assert "range=15m" in page.url, page.url
+        # The navigation links carry it to the next page.
+        assert page.locator("a[data-nav='traces']").get_attribute("href") == "/traces?range=15m"
+    # A range in the URL is kept.
+    page.goto(demo_store.server.url + "/logs?range=6h")
+    page.wait_for_selector("body[data-ready]")
+    assert page.input_value("#range") == "6h"
+
+
+def test_overview_request_rate_is_the_demos_rate(demo_store: DemoStore, page) -> None:
+    page.goto(demo_store.server.url + "/")
+    page.wait_for_selector("body[data-ready]")
+    api = demo_store.api("/api/v1/overview", start="-15m")["totals"]
+    shown = float(page.get_attribute('[data-testid="tile-request-rate"]', "data-value"))
+    assert shown == pytest.approx(api["request_rate_per_s"])
+    # The demo started two streamed conversations a second: about two model calls a second, whatever
+    # the range (it was 0.5/min over a day before).
+    assert 1.0 < shown < 4.0, shown
+    renders = int(page.evaluate("document.body.dataset.renders || '0'"))
+    page.select_option("#range", "24h")
+    page.wait_for_function(f"() => Number(document.body.dataset.renders || 0) > {renders} && document.body.dataset.ready")
+    assert "range=24h" in page.url
+    assert float(page.get_attribute('[data-testid="tile-request-rate"]', "data-value")) == pytest.approx(shown, rel=0.01)
+    assert "/s" in page.inner_text('[data-testid="tile-request-rate"]')

@@ -1,4 +1,4 @@
-"""JSON endpoints shaped for the UI's pages: overview, costs, sessions."""
+"""JSON endpoints shaped for the UI's pages: activity (the default range), overview, costs, sessions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from llmlens.server.api.errors import error_response
+from llmlens.server.query import activity as activity_query
 from llmlens.server.query import costs as costs_query
 from llmlens.server.query import overview as overview_query
 from llmlens.server.query import sessions as sessions_query
@@ -17,6 +18,14 @@ router = APIRouter()
 
 _START = Query(None, description="RFC 3339 or relative (-24h); default depends on the endpoint")
 _END = Query(None, description="RFC 3339 or relative; default now")
+
+
+@router.get("/api/v1/activity")
+async def activity(request: Request) -> Any:
+    """When data last arrived, the start of the newest active period (no gap over 30 minutes, within
+    the last day) and the range every UI page opens on: the smallest of 15m, 1h, 6h and 24h holding that
+    period; else the smallest of 7d and 30d holding the newest data; 1h for an empty store."""
+    return await activity_query.activity(request.app.state.store)
 
 
 @router.get("/api/v1/overview")

@@ -1,7 +1,8 @@
 """The overview dashboard's data: LLM totals, time series and breakdowns over llm_calls.
 
-"Requests" are model calls (as in /api/v1/llm/stats); output tokens per second is the decode
-speed of streamed calls: output tokens over the time after the first token.
+"Requests" are model calls (as in /api/v1/llm/stats); the request rate is over the time the window
+had calls (see _rate); output tokens per second is the decode speed of streamed calls: output
+tokens over the time after the first token.
 Every figure reads typed llm_calls columns (never attribute Maps), so 24 hours of a large store
 stay interactive. The queries are independent and run concurrently.
 """
@@ -35,7 +36,8 @@ _MEASURES = """
 # One scan gives the series and the totals: the () grouping set is the whole window (is_total = 1).
 # Grouping by the DateTime and formatting only the groups keeps formatting off the per-row path.
 SERIES_SQL = f"""
-SELECT formatDateTime(b, '%Y-%m-%dT%H:%i:%SZ') AS bucket, grouping(b) AS is_total,{_MEASURES}
+SELECT formatDateTime(b, '%Y-%m-%dT%H:%i:%SZ') AS bucket, grouping(b) AS is_total,
+       toUnixTimestamp64Milli(min(Timestamp)) AS first_ms, toUnixTimestamp64Milli(max(Timestamp)) AS last_ms,{_MEASURES}
 FROM llm_calls WHERE {{where}}
 GROUP BY GROUPING SETS ((toStartOfInterval(toDateTime(Timestamp), toIntervalSecond({{step:UInt32}})) AS b), ())
 ORDER BY b"""
@@ -87,7 +89,7 @@ async def overview(store: Store, flt: LlmFilter, step_seconds: int) -> dict[str,
     total = _measures(next((row for row in grouped if int(row["is_total"])), {}))
     total["models"] = len(models)
     total["successes"] = total["requests"] - total["errors"]
-    total["request_rate_per_s"] = total["requests"] / flt.window.seconds
+    total.update(_rate(next((row for row in grouped if int(row["is_total"])), {}), total["requests"]))
     return {
         "window": {"start": _iso(flt.window.start), "end": _iso(flt.window.end), "step_seconds": step_seconds},
         "totals": total,
@@ -118,6 +120,16 @@ def _measures(row: dict[str, Any]) -> dict[str, Any]:
         "unpriced_requests": int(row.get("unpriced_requests") or 0),
         "output_tokens_per_s": _num(row.get("output_tokens_per_s")),
     }
+
+
+def _rate(row: dict[str, Any], requests: int) -> dict[str, Any]:
+    """Requests per second over the time the window had calls (first call to last), not over the
+    whole window: minutes of traffic in a day's range read at their real rate. n calls span n - 1
+    intervals; a single call has no rate."""
+    if requests < 2:
+        return {"request_rate_per_s": None, "active_seconds": 0.0}
+    active = max((int(row["last_ms"]) - int(row["first_ms"])) / 1000, 1.0)
+    return {"request_rate_per_s": (requests - 1) / active, "active_seconds": active}
 
 
 def _filled(rows: list[dict[str, Any]], buckets: list[str]) -> list[dict[str, Any]]:

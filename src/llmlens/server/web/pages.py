@@ -20,6 +20,7 @@ PAGES = {
     "logs": ("/logs", "Logs"),
     "costs": ("/costs", "Costs"),
     "alerts": ("/alerts", "Alerts"),
+    "profiles": ("/profiles", "Profiles"),
     "sql": ("/sql", "SQL"),
 }
 

@@ -80,6 +80,12 @@ async def sql(request: Request) -> HTMLResponse:
     return render(request, "sql.html", nav="sql", title="SQL")
 
 
+@router.get("/profiles", response_class=HTMLResponse)
+async def profiles(request: Request) -> HTMLResponse:
+    """Flame graphs of a service's profiles; ?service=&span_id=&trace_id= (the trace view's link) shows one span's."""
+    return render(request, "profiles.html", nav="profiles", title="Profiles")
+
+
 @router.get("/docs", response_class=HTMLResponse)
 async def api_docs(request: Request) -> HTMLResponse:
     """The API reference, rendered here from the OpenAPI document (no third-party script or CDN)."""

@@ -17,7 +17,7 @@ form.addEventListener('submit', (event) => event.preventDefault());  // filters 
 const groupBy = h('select', { id: 'group-by', name: 'group_by' }, DIMENSIONS.map(([v, l]) => h('option', { value: v }, l)));
 groupBy.value = state.get('group_by', 'model');
 const loadCosts = latestOnly(
-  () => getJSON('/api/v1/costs', { ...state.timeParams('7d'), group_by: state.get('group_by', 'model') }),
+  () => getJSON('/api/v1/costs', { ...state.timeParams(), group_by: state.get('group_by', 'model') }),
   (data) => { clear($('#message')); render(data); },
 );
 // The budgets cover their own calendar periods, not the range picked here; they load beside the costs.
@@ -31,7 +31,7 @@ async function loadBudgets() {
 function load() { loadBudgets(); return loadCosts(); }
 groupBy.addEventListener('change', () => { state.update({ group_by: groupBy.value === 'model' ? null : groupBy.value }); load(); });
 form.append(h('label', { for: 'group-by' }, 'Spend by', groupBy));
-timebar(form, load, { defaultRange: '7d' });
+timebar(form, load);  // the first load, once the range is known
 
 
 function render(data) {
@@ -83,4 +83,3 @@ function seriesLabel(key, breakdown) {
   return row.unpriced_requests >= row.requests ? `${name} (unpriced)` : `${name} (${row.unpriced_requests} calls unpriced)`;
 }
 
-load();

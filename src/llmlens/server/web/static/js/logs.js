@@ -23,7 +23,7 @@ for (const [key, input] of Object.entries(inputs)) {
 form.append(h('button', { type: 'submit', id: 'search-logs' }, 'Search'));
 const currentFilters = () => Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)]));
 const load = latestOnly(
-  () => getJSON('/api/v1/logs', { ...state.timeParams('1h'), ...currentFilters(), limit: 500 }),
+  () => getJSON('/api/v1/logs', { ...state.timeParams(), ...currentFilters(), limit: 500 }),
   (data) => { clear($('#message')); render(data.items, Object.values(currentFilters()).some(Boolean)); },
 );
 form.addEventListener('submit', (event) => {
@@ -31,7 +31,7 @@ form.addEventListener('submit', (event) => {
   state.update(Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])));
   load();
 });
-timebar(form, load, { defaultRange: '1h' });
+timebar(form, load);  // the first load, once the range is known
 
 
 function render(items, filtered) {
@@ -52,4 +52,3 @@ function render(items, filtered) {
   ], items, { caption: 'Log lines', testid: 'logs-table', rowAttrs: (r) => ({ 'data-trace-id': r.trace_id || '' }) }));
 }
 
-load();

@@ -18,7 +18,7 @@ const load = latestOnly(
 );
 const selects = Object.fromEntries(FILTERS.map(([key, label]) => [key, filterSelect(key, label, { onChange: load })]));
 form.append(...Object.values(selects));
-timebar(form, load);
+timebar(form, load);  // the first load, once the range is known
 
 
 function render(data) {
@@ -32,7 +32,8 @@ function render(data) {
   }
   $('#dashboard').hidden = t.requests === 0;
   clear($('#tiles'),
-    tile('request-rate', 'Request rate', f.rate(t.request_rate_per_s), t.request_rate_per_s, `${f.int(t.requests)} requests`),
+    tile('request-rate', 'Request rate', f.rate(t.request_rate_per_s), t.request_rate_per_s,
+      `${f.int(t.requests)} requests over the ${f.ms(t.active_seconds * 1000)} with calls`),
     tile('cost', 'Total cost', cost(t.cost_usd, t.unpriced_requests, t.requests), t.cost_usd, `${f.int(t.unpriced_requests)} unpriced`, t.unpriced_requests ? 'warn' : ''),
     tile('successes', 'Successful', f.int(t.successes), t.successes),
     tile('errors', 'Failed', f.int(t.errors), t.errors, `${f.pct(t.error_rate)} error rate`, t.errors ? 'bad' : ''),
@@ -104,4 +105,3 @@ function renderTables(data) {
     rowAttrs: (r) => ({ 'data-cost': r.cost_usd, 'data-requests': r.requests }) }));
 }
 
-load();

@@ -16,7 +16,7 @@ const form = $('#filters');
 form.addEventListener('submit', (event) => event.preventDefault());  // filters apply on change
 
 const load = latestOnly(async () => {
-  const time = state.timeParams('1h');
+  const time = state.timeParams();
   const service = state.get('service');
   const kind = state.get('kind', DEFAULT_KIND);
   const [graph, red] = await Promise.all([
@@ -32,7 +32,7 @@ kindSelect.value = state.get('kind', DEFAULT_KIND);
 kindSelect.addEventListener('change', () => { state.update({ kind: kindSelect.value === DEFAULT_KIND ? null : kindSelect.value }); load(); });
 $('#red-kind').append(h('label', { for: 'f-kind' }, 'Operations of', kindSelect));
 form.append(serviceFilter);
-timebar(form, load, { defaultRange: '1h' });
+timebar(form, load);  // the first load, once the range is known
 window.addEventListener('popstate', () => { kindSelect.value = state.get('kind', DEFAULT_KIND); });
 legend($('#legend'));
 
@@ -116,4 +116,3 @@ function renderRed(red) {
   red.truncated ? h('p', { class: 'muted' }, `The ${f.int(red.rows.length)} busiest operations; choose a service to see the rest.`) : null);
 }
 
-load();

@@ -17,7 +17,7 @@ for (const [key, label] of [['service', 'Service'], ['app', 'App'], ['user', 'Us
 form.append(h('button', { type: 'submit' }, 'Apply'));
 const load = latestOnly(
   () => getJSON('/api/v1/sessions', {
-    ...state.timeParams('7d'), ...Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)])), limit: 200,
+    ...state.timeParams(), ...Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)])), limit: 200,
   }),
   (data) => { clear($('#message')); render(data.items); },
 );
@@ -26,7 +26,7 @@ form.addEventListener('submit', (event) => {
   state.update(Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])));
   load();
 });
-timebar(form, load, { defaultRange: '7d' });
+timebar(form, load);  // the first load, once the range is known
 
 
 function render(items) {
@@ -51,4 +51,3 @@ function render(items) {
     rowAttrs: (r) => ({ 'data-session-id': r.session_id, 'data-turns': r.turns, 'data-cost': r.cost_usd }) }));
 }
 
-load();

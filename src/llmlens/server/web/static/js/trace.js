@@ -7,7 +7,7 @@ import * as f from './lib/format.js';
 import * as state from './lib/state.js';
 import { table } from './lib/table.js';
 import { typicalButton } from './lib/typical.js';
-import { breakdown, layout } from './lib/tracetree.js';
+import { breakdown, layout, profileHref } from './lib/tracetree.js';
 
 // Model calls, as the overview counts them (retrieval, tool and agent steps have LLM facts too).
 const MODEL_OPERATIONS = new Set(['chat', 'text_completion', 'generate_content', 'embeddings', 'responses', 'rerank']);
@@ -133,7 +133,8 @@ function renderDetails(span) {
     h('h3', { class: 'span-title' }, span.name),
     dl([['Service', span.service], ['Kind', span.kind], ['Status', h('span', { class: `badge ${span.status === 'error' ? 'error' : 'ok'}` }, span.status)],
       ['Status message', span.status_message], ['Start', f.time(span.start_time)], ['Duration', f.ms(span.duration_ms)],
-      ['Span id', h('span', { class: 'mono' }, span.span_id)], ['Parent', span.parent_span_id ? h('span', { class: 'mono' }, span.parent_span_id) : f.dash]]),
+      ['Span id', h('span', { class: 'mono' }, span.span_id)], ['Parent', span.parent_span_id ? h('span', { class: 'mono' }, span.parent_span_id) : f.dash],
+      ['CPU profile', h('a', { href: profileHref(span, traceId), 'data-testid': 'span-profile' }, 'Profile of this span')]]),
     llm ? [h('h3', {}, 'LLM call'),
       h('div', { 'data-testid': 'llm-details' }, dl([
         ['Operation', llm.operation], ['Provider', llm.provider_raw ? `${llm.provider || f.dash} (as sent: ${llm.provider_raw})` : llm.provider],

@@ -50,7 +50,7 @@ form.addEventListener('submit', (event) => {
   state.update({ q: null, ...Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value])) });
   load();
 });
-timebar(form, () => load());
+timebar(form, () => load());  // the first load, once the range is known
 window.addEventListener('popstate', () => { qBox.value = state.get('q'); });
 
 function runQuery() {
@@ -116,4 +116,3 @@ function render(data, append, q) {
 
 $('#more').addEventListener('click', () => load(true));
 comparePicker($('#h-results').parentElement);
-load();

@@ -1,10 +1,12 @@
 // Page state lives in the URL query string, so every view can be shared and reloaded.
+import { getJSON } from './api.js';
 
 export const RANGES = [
   ['15m', 'Last 15 minutes'], ['1h', 'Last hour'], ['6h', 'Last 6 hours'], ['24h', 'Last 24 hours'],
   ['7d', 'Last 7 days'], ['30d', 'Last 30 days'], ['custom', 'Custom…'],
 ];
 const SHARED = ['range', 'start', 'end'];  // carried across pages by the navigation links
+const FALLBACK_RANGE = '1h';  // when the server cannot say what its data needs
 
 export function params() { return new URLSearchParams(window.location.search); }
 
@@ -24,8 +26,23 @@ export function update(changes, { replace = false } = {}) {
   syncNav();
 }
 
+/**
+ * The range every page opens on, one rule for all: the URL's, else the one the server picks from its
+ * data (GET /api/v1/activity: the smallest preset holding the newest active period), written into the
+ * URL so that reloading, sharing and the navigation links keep it.
+ */
+export async function resolveRange() {
+  if (get('range')) return get('range');
+  let range = FALLBACK_RANGE;
+  try {
+    range = (await getJSON('/api/v1/activity')).default_range || FALLBACK_RANGE;
+  } catch { /* the page's own request reports an unreachable server */ }
+  update({ range }, { replace: true });
+  return range;
+}
+
 /** The API's start/end for the current range: relative (-24h) or the custom RFC 3339 pair. */
-export function timeParams(defaultRange = '24h') {
+export function timeParams(defaultRange = FALLBACK_RANGE) {
   const p = params();
   if (p.get('range') === 'custom' && p.get('start')) return { start: p.get('start'), end: p.get('end') || undefined };
   const range = p.get('range') || defaultRange;

@@ -11,13 +11,14 @@ function toLocalInput(date) {
 }
 
 /**
- * Adds the range picker, auto-refresh and a Refresh button to `form`; calls `onChange()` when the
- * range changes, on refresh ticks and on back/forward navigation.
+ * Adds the range picker, auto-refresh and a Refresh button to `form`; calls `onChange()` for the first
+ * load once the range is known (the URL's, else the data's: state.resolveRange, the same rule on every
+ * page), when the range changes, on refresh ticks and on back/forward navigation.
  */
-export function timebar(form, onChange, { defaultRange = '24h', refresh = true } = {}) {
+export function timebar(form, onChange, { refresh = true } = {}) {
   const range = h('select', { id: 'range', name: 'range' },
     state.RANGES.map(([key, label]) => h('option', { value: key }, label)));
-  range.value = state.get('range', defaultRange);
+  range.value = state.get('range', '1h');
   const now = new Date();
   const from = h('input', { type: 'datetime-local', id: 'range-from' });
   const to = h('input', { type: 'datetime-local', id: 'range-to' });
@@ -37,7 +38,7 @@ export function timebar(form, onChange, { defaultRange = '24h', refresh = true }
   range.addEventListener('change', () => {
     custom.hidden = range.value !== 'custom';
     if (range.value === 'custom') { from.focus(); return; }
-    state.update({ range: range.value === defaultRange ? null : range.value, start: null, end: null });
+    state.update({ range: range.value, start: null, end: null });
     onChange();
   });
   let timer = null;
@@ -48,7 +49,11 @@ export function timebar(form, onChange, { defaultRange = '24h', refresh = true }
   }
   every.addEventListener('change', () => { state.update({ refresh: every.value || null }, { replace: true }); schedule(); });
   schedule();
-  window.addEventListener('popstate', () => { range.value = state.get('range', defaultRange); onChange(); });
+  window.addEventListener('popstate', () => {
+    range.value = state.get('range', '1h');
+    custom.hidden = range.value !== 'custom';
+    onChange();
+  });
 
   form.append(h('label', { for: 'range' }, 'Time range', range), custom);
   if (refresh) {
@@ -56,6 +61,11 @@ export function timebar(form, onChange, { defaultRange = '24h', refresh = true }
       h('button', { type: 'button', class: 'secondary', onclick: onChange, 'data-testid': 'refresh' }, 'Refresh'));
   }
   state.syncNav();
+  state.resolveRange().then((resolved) => {
+    range.value = resolved;
+    custom.hidden = resolved !== 'custom';
+    onChange();
+  });
 }
 
 /** A labelled <select> for a filter whose choices come from the API; keeps the URL's value. */

@@ -99,3 +99,14 @@ function runningLeaves(running, parentOf) {
   }
   return [...running].filter((s) => !covered.has(s));
 }
+
+/** The Profiles page showing the samples taken inside `span` (and the spans below it). Profiles are
+ * stored at the time they began, up to an export interval before the span: the range starts a minute early. */
+export function profileHref(span, traceId) {
+  const start = Date.parse(span.start_time);
+  const p = new URLSearchParams({
+    service: span.service, span_id: span.span_id, trace_id: traceId, range: 'custom',
+    start: new Date(start - 60e3).toISOString(), end: new Date(start + span.duration_ms + 60e3).toISOString(),
+  });
+  return `/profiles?${p}`;
+}
