@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from llmlens.demo.apps import APPS
 from tests.demo.conftest import new_marker_env, scrape, wait_until_no_marked_processes
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,10 @@ class DemoRun:
 
     def text(self) -> str:
         return "".join(self.output)
+
+    @property
+    def reopen_command(self) -> str:
+        return f"llmlens serve --data-dir {Path(self.state['logs']).parent / 'store'}"
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +95,22 @@ def _traces(demo: DemoRun, **filters: Any) -> list[dict[str, Any]]:
     return [demo.api(f"/api/v1/traces/{item['trace_id']}") for item in items]
 
 
-def _cross_service_trace(demo: DemoRun) -> dict[str, Any] | None:
+def _cross_service_trace(
+    demo: DemoRun, where: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> dict[str, Any] | None:
     """A complete trace touching every service. Each process exports on its own schedule, so a
     trace is only judged once all its spans are in: one root, and every parent present."""
     for trace in _traces(demo, status="ok"):
         ids = {s["span_id"] for s in trace["spans"]}
         roots = [s for s in trace["spans"] if not s["parent_span_id"]]
         linked = all(s["parent_span_id"] in ids for s in trace["spans"] if s["parent_span_id"])
-        if {s["service"] for s in trace["spans"]} >= SERVICES and len(roots) == 1 and linked:
+        if {s["service"] for s in trace["spans"]} >= SERVICES and len(roots) == 1 and linked and where(trace):
             return trace
     return None
+
+
+def _chat_calls(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s["llm"] for s in trace["spans"] if s.get("llm") and s["llm"]["operation"] == "chat"]
 
 
 def test_prints_the_ui_and_every_service_address(demo: DemoRun) -> None:
@@ -107,6 +118,7 @@ def test_prints_the_ui_and_every_service_address(demo: DemoRun) -> None:
     for key in ("ui", "chatbot", "retriever", "llm"):
         assert demo.state[key].rstrip("/").split("//")[1] in text.replace("\n", ""), key
     assert httpx.get(f"{demo.state['server']}/readyz", timeout=10).status_code == 200
+    assert f"open it again with: {demo.reopen_command}\n" in text  # where the data is, before it ends
 
 
 def test_every_demo_service_serves_parseable_metrics(demo: DemoRun) -> None:
@@ -150,13 +162,58 @@ def test_one_request_is_one_trace_across_chatbot_retriever_and_llm(demo: DemoRun
 
 
 def test_llm_spans_carry_tokens_and_cost(demo: DemoRun) -> None:
-    trace = _poll("a trace spanning chatbot, retriever and mock LLM", lambda: _cross_service_trace(demo))
-    llm = [s["llm"] for s in trace["spans"] if s.get("llm") and s["llm"]["operation"] == "chat"]
-    assert llm, "no LLM span in the trace"
-    call = llm[0]
+    def priced(trace: dict[str, Any]) -> bool:
+        return any(call["priced"] for call in _chat_calls(trace))
+
+    trace = _poll("a priced LLM call in a complete trace", lambda: _cross_service_trace(demo, priced))
+    call = next(call for call in _chat_calls(trace) if call["priced"])
     assert call["input_tokens"] > 0 and call["output_tokens"] > 0
     assert call["cost_usd"] is not None and call["cost_usd"] > 0
-    assert call["app"] == "llmlens-demo"
+    app = next(app for app in APPS if app.name == call["app"])
+    assert call["department"] == app.department
+    assert call["user_id"].startswith(f"{app.user_prefix}-")
+    root = next(s for s in trace["spans"] if not s["parent_span_id"])
+    assert root["attributes"]["llmlens.app"] == app.name  # the traffic's context reached every service
+
+
+def test_root_spans_are_named_by_route(demo: DemoRun) -> None:
+    def roots() -> set[str] | None:
+        names = {t["root_name"] for t in demo.api("/api/v1/traces", service="demo-traffic", limit=200)["items"]}
+        return names if len(names) >= 2 else None
+
+    assert _poll("requests to both chat routes", roots) == {"POST /v1/chat", "POST /api/chat"}
+
+
+def test_traffic_covers_models_providers_apps_users_and_sessions(demo: DemoRun) -> None:
+    def models() -> dict[str, dict[str, Any]] | None:
+        groups = demo.api("/api/v1/llm/stats", start="-1h", group_by=["provider", "model"])["groups"]
+        found = {g["model"]: g for g in groups}
+        return found if {"gpt-4o-mini", "claude-haiku-4-5", "phi3"} <= set(found) else None
+
+    by_model = _poll("calls to an OpenAI, an Anthropic and a local model", models)
+    assert len(by_model) >= 3
+    assert {g["provider"] for g in by_model.values()} >= {"openai", "anthropic"}
+    assert by_model["claude-haiku-4-5"]["provider"] == "anthropic"  # through the gateway, as Anthropic's
+    assert by_model["claude-haiku-4-5"]["cost_usd"] > 0 and by_model["gpt-4o-mini"]["cost_usd"] > 0
+    assert by_model["phi3"]["unpriced_requests"] > 0 and not by_model["phi3"]["cost_usd"]  # no list price
+    unpriced = demo.api("/api/v1/costs", start="-1h", group_by="model")["unpriced"]
+    assert [u["model"] for u in unpriced] == ["phi3"]
+
+    apps = {row["key"] for row in demo.api("/api/v1/costs", start="-1h", group_by="app")["breakdown"]}
+    assert apps == {app.name for app in APPS}
+    departments = {row["key"] for row in demo.api("/api/v1/costs", start="-1h", group_by="department")["breakdown"]}
+    assert departments == {app.department for app in APPS}
+
+    users = demo.api("/api/v1/costs", start="-1h", group_by="user")["breakdown"]
+    assert len(users) >= 10
+    assert any(row["requests"] >= 3 for row in users)  # users come back
+    assert any(row["cost_usd"] > 0 for row in users)
+
+    sessions = demo.api("/api/v1/sessions", start="-1h", limit=100)["items"]
+    conversations = [s for s in sessions if s["turns"] >= 3]
+    assert conversations, "no multi-turn session"
+    assert all(len(s["users"]) == 1 and len(s["apps"]) == 1 for s in conversations)  # one user, one app
+    assert len({s["users"][0] for s in sessions}) >= 5
 
 
 def test_streamed_calls_record_time_to_first_token(demo: DemoRun) -> None:
@@ -207,5 +264,7 @@ def test_ctrl_c_stops_everything_and_prints_a_summary(demo: DemoRun) -> None:
     demo.proc.send_signal(signal.SIGINT)
     assert demo.proc.wait(timeout=60) == 0, demo.text()
     assert "Traffic summary" in demo.text()
+    last = demo.text().rstrip().splitlines()[-1]
+    assert last.startswith("The demo's data stays in ") and f"Open it again with: {demo.reopen_command} " in last
     assert wait_until_no_marked_processes(demo.marker) == []
     assert not (Path(demo.state["logs"]).parent / "demo.json").exists()

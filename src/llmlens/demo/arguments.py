@@ -75,6 +75,13 @@ def scenario_weights(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def model_list(text: str) -> tuple[str, ...]:
+    models = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not models:
+        raise argparse.ArgumentTypeError("expected model names separated by commas")
+    return models
+
+
 def add_service_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
     parser.add_argument("--host", default=LOOPBACK, help="interface to listen on (default: %(default)s)")
     parser.add_argument(
@@ -184,6 +191,13 @@ def add_chatbot_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://localhost:11434/v1 (default: "
         f"$LLMLENS_DEMO_LLM_BASE_URL, else $OPENAI_BASE_URL, else the mock at http://{LOOPBACK}:{DEFAULT_LLM_PORT}/v1)",
+    )
+    parser.add_argument(
+        "--llm-models",
+        type=model_list,
+        default=(),
+        help="comma-separated models a request may ask for by name, besides --llm-model "
+        "(default: only --llm-model; a request naming another model is refused)",
     )
     parser.add_argument(
         "--top-k", type=positive_int, default=4, help="chunks to retrieve per question (default: %(default)s)"

@@ -44,6 +44,7 @@ class ChatRequest(BaseModel):
     session_id: str = Field(min_length=1, max_length=200)
     user_message: str = Field(min_length=1, max_length=100_000)
     user_id: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, max_length=200, description="one of the served models (GET /healthz)")
     fault: Fault | None = Field(default=None, description="demo failure injection for this one request")
 
 
@@ -111,14 +112,25 @@ def create_app(
         return JSONResponse(status_code=exc.status, content=_error_body(exc))
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "llm_model": settings.llm.model}
+    def healthz() -> dict[str, object]:
+        return {"status": "ok", "llm_model": settings.llm.model, "llm_models": list(settings.models)}
+
+    def served(model: str | None) -> str:
+        if model is None:
+            return settings.llm.model
+        if model not in settings.models:
+            raise HTTPException(
+                status_code=422,
+                detail=f"model {model!r} is not served here; choose from {', '.join(settings.models)}",
+            )
+        return model
 
     @app.post("/v1/chat")
     async def chat(request: ChatRequest) -> ChatResponse:
+        model = served(request.model)
         with llmlens.context(session_id=request.session_id, user_id=request.user_id):
             history = store.history(request.session_id)
-            answer = await state["rag"].answer(request.user_message, history, request.fault)
+            answer = await state["rag"].answer(request.user_message, history, model, request.fault)
             store.append_turn(request.session_id, request.user_message, answer.text)
             metrics.sessions.set(len(store))
             log.info("chat answered", history_messages=len(history), chunks_sent=len(answer.passages))
@@ -132,16 +144,17 @@ def create_app(
 
     @app.post("/api/chat", response_model=None)
     async def openai_chat(request: OpenAiChatRequest) -> dict[str, object] | StreamingResponse:
+        model = served(request.model)
         with llmlens.context(session_id=request.session_id, user_id=request.user):
             question, history = _split_messages(request.messages)
             rag = state["rag"]
             passages = await rag.retrieve(question, request.fault)
             messages, sent = rag.build_context(question, history, passages)
             if request.stream:
-                deltas = await rag.stream(messages, sent, request.fault)
-                return StreamingResponse(_sse(deltas, settings.llm.model), media_type="text/event-stream")
-            answer = await rag.answer_from_messages(messages, sent, request.fault)
-        return _completion_body(answer, settings.llm.model)
+                deltas = await rag.stream(messages, sent, model, request.fault)
+                return StreamingResponse(_sse(deltas, model), media_type="text/event-stream")
+            answer = await rag.answer_from_messages(messages, sent, model, request.fault)
+        return _completion_body(answer, model)
 
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics.http)
     return app
@@ -246,7 +259,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_llm_check and (problem := check_llm_reachable(llm.base_url, llm.api_key)):
         print(f"error: {SERVICE_NAME}: {problem}", file=sys.stderr)
         return 1
-    settings = RagSettings(retriever_url=args.retriever_url, llm=llm, top_k=args.top_k)
+    settings = RagSettings(
+        retriever_url=args.retriever_url, llm=llm, top_k=args.top_k, other_models=args.llm_models
+    )
     return serve(SERVICE_NAME, args.host, args.port, args.otlp_endpoint, lambda: create_app(settings))
 
 

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from llmlens.demo import arguments
+from llmlens.demo.apps import DEMO_MODELS
 from llmlens.demo.settings import (
     DEFAULT_MODEL,
     DemoSettings,
@@ -75,6 +76,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    external = external_llm_from(args.llm_base_url, args.llm_api_key, args.llm_model)
+    model = external.model if external else args.llm_model or DEFAULT_MODEL
     settings = DemoSettings(
         host=args.host,
         ports=ports,
@@ -85,8 +88,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         error_rate=args.error_rate,
         scenarios=_scenario_text(args.scenarios),
         seed=args.seed,
-        external_llm=external_llm_from(args.llm_base_url, args.llm_api_key, args.llm_model),
-        model=args.llm_model or DEFAULT_MODEL,
+        external_llm=external,
+        model=model,
+        # The mock serves the whole mix of demo models, unless one model was asked for.
+        models=(model,) if args.llm_model or external else DEMO_MODELS,
         log_dir=data_dir / "logs",
     )
     return run_demo(settings)

@@ -11,7 +11,8 @@ Answers are deterministic: the text is drawn from a vocabulary with a generator 
 settings' seed and the prompt, so tests can assert on it. One whitespace-separated word is one
 token, and the prompt's token count is its word count plus 4 per message, so a test can predict
 usage. Latency is simulated as `ttft_ms` (+0.01 ms per prompt token) before the first token and
-`ms_per_token` per further token; both 0 for benchmarks.
+`ms_per_token` per further token (times MODEL_SLOWNESS for larger and local models); both 0 for
+benchmarks.
 
 Failure injection, per request header (wins) or at random with the configured rates:
   x-mock-status: 429 | 500 | 503 | timeout   -> that error (429 carries Retry-After)
@@ -42,14 +43,28 @@ MODEL_SNAPSHOTS = {
     "gpt-4o": "gpt-4o-2024-08-06",
     "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
     "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
+    # As a gateway (LiteLLM, OpenRouter) answers for a provider-prefixed model: the provider's snapshot.
+    "anthropic/claude-haiku-4-5": "claude-haiku-4-5-20251001",
+    "anthropic/claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
 }
+# Larger models and a local one on a laptop answer slower: their latency is the settings' times this.
+MODEL_SLOWNESS = {"gpt-4o": 1.6, "anthropic/claude-haiku-4-5": 1.2, "anthropic/claude-sonnet-4-5": 2.0, "phi3": 2.5}
 EMBEDDING_DIMENSIONS = {
     "text-embedding-3-small": 1536,
     "text-embedding-ada-002": 1536,
     "text-embedding-3-large": 3072,
 }
 DEFAULT_EMBEDDING_DIMENSIONS = 768
-LISTED_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "o4-mini", "text-embedding-3-small")
+LISTED_MODELS = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1-mini",
+    "o4-mini",
+    "text-embedding-3-small",
+    "anthropic/claude-haiku-4-5",
+    "anthropic/claude-sonnet-4-5",
+    "phi3",
+)
 
 VOCABULARY = [
     "the",
@@ -283,11 +298,14 @@ class MockLlm:
         body = {"error": {"message": message, "type": kind, "param": None, "code": err_code}}
         return JSONResponse(body, status_code=code, headers=headers)
 
-    def ttft_s(self, n_prompt: int) -> float:
-        return (self.settings.ttft_ms + 0.01 * n_prompt) / 1000.0
+    def ttft_s(self, n_prompt: int, model: str = "") -> float:
+        return (self.settings.ttft_ms + 0.01 * n_prompt) * MODEL_SLOWNESS.get(model, 1.0) / 1000.0
 
-    async def sleep_for_answer(self, n_prompt: int, n_output: int) -> None:
-        delay = self.ttft_s(n_prompt) + max(0, n_output - 1) * self.settings.ms_per_token / 1000.0
+    def per_token_s(self, model: str = "") -> float:
+        return self.settings.ms_per_token * MODEL_SLOWNESS.get(model, 1.0) / 1000.0
+
+    async def sleep_for_answer(self, n_prompt: int, n_output: int, model: str = "") -> None:
+        delay = self.ttft_s(n_prompt, model) + max(0, n_output - 1) * self.per_token_s(model)
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -358,15 +376,16 @@ async def chat_completions(mock: MockLlm, request: Request) -> Response:
             finish,
             usage if include_usage else None,
             n_prompt,
+            model,
         )
         return StreamingResponse(stream, media_type="text/event-stream")
     started = time.perf_counter()
     m.running.labels(answered_model).inc()
     try:
-        await mock.sleep_for_answer(n_prompt, n_output)
+        await mock.sleep_for_answer(n_prompt, n_output, model)
     finally:
         m.running.labels(answered_model).dec()
-    m.ttft.labels(answered_model).observe(mock.ttft_s(n_prompt))
+    m.ttft.labels(answered_model).observe(mock.ttft_s(n_prompt, model))
     m.e2e.labels(answered_model).observe(time.perf_counter() - started)
     m.generation.labels(answered_model).inc(n_output)
     m.requests.labels(answered_model, finish).inc()
@@ -401,6 +420,7 @@ async def _chat_stream(
     finish: str,
     usage: dict[str, Any] | None,
     n_prompt: int,
+    requested_model: str,
 ) -> AsyncIterator[bytes]:
     m = mock.metrics
     started = time.perf_counter()
@@ -420,12 +440,12 @@ async def _chat_stream(
 
     try:
         # Like a real server: nothing is sent until prefill is done, then the role chunk comes first.
-        ttft = mock.ttft_s(n_prompt)
+        ttft = mock.ttft_s(n_prompt, requested_model)
         if ttft > 0:
             await asyncio.sleep(ttft)
         m.ttft.labels(model).observe(time.perf_counter() - started)
         yield chunk({"role": "assistant", "content": "", "refusal": None})
-        per_token = mock.settings.ms_per_token / 1000.0
+        per_token = mock.per_token_s(requested_model)
         if tool_call:
             yield chunk({"tool_calls": [{"index": 0, **tool_call}]})
         for i, word in enumerate(words):

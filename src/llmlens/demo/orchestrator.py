@@ -87,11 +87,12 @@ def service_specs(settings: DemoSettings) -> dict[str, ServiceSpec]:
         log_file=logs / "retriever.log",
     )
     llm = s.llm
+    models = ["--llm-models", ",".join(s.models)] if set(s.models) - {llm.model} else []
     specs["chatbot"] = ServiceSpec(
         "RAG chatbot",
         _module("chatbot", "--host", s.host, "--port", str(p.chatbot), *otlp,
                 "--retriever-url", s.url(p.retriever), "--llm-base-url", llm.base_url,
-                "--llm-model", llm.model),
+                "--llm-model", llm.model, *models),
         ready_url=f"{s.url(p.chatbot)}/healthz",
         log_file=logs / "chatbot.log",
     )  # fmt: skip

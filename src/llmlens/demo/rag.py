@@ -46,6 +46,12 @@ class RagSettings:
     max_tokens: int = 300
     llm_timeout_s: float = 30.0
     retriever_timeout_s: float = 10.0
+    other_models: tuple[str, ...] = ()  # a request may ask for these instead of llm.model
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model a request may name, the default first."""
+        return tuple(dict.fromkeys((self.llm.model, *self.other_models)))
 
 
 @dataclass(frozen=True)
@@ -102,19 +108,19 @@ class RagPipeline:
         self.settings, self.http, self.llm, self.metrics = settings, http, llm, metrics
 
     async def answer(
-        self, question: str, history: Sequence[dict[str, str]], fault: Fault | None = None
+        self, question: str, history: Sequence[dict[str, str]], model: str, fault: Fault | None = None
     ) -> Answer:
         """Non-streamed: the whole pipeline under one chain span."""
         with llmlens.span("rag answer", kind="chain", attributes={"rag.fault": fault or "none"}):
             passages = await self.retrieve(question, fault)
             messages, sent = self.build_context(question, history, passages)
-            return await self.answer_from_messages(messages, sent, fault)
+            return await self.answer_from_messages(messages, sent, model, fault)
 
     async def answer_from_messages(
-        self, messages: list[dict[str, str]], passages: Sequence[Passage], fault: Fault | None = None
+        self, messages: list[dict[str, str]], passages: Sequence[Passage], model: str, fault: Fault | None = None
     ) -> Answer:
-        with llmlens.span("generate", kind="chain", attributes=self._generate_attributes(stream=False)):
-            text = await self._complete(messages, fault)
+        with llmlens.span("generate", kind="chain", attributes=self._generate_attributes(model, stream=False)):
+            text = await self._complete(messages, model, fault)
         return Answer(text, list(passages), self.grade(text, passages))
 
     async def retrieve(self, question: str, fault: Fault | None = None) -> list[Passage]:
@@ -171,22 +177,22 @@ class RagPipeline:
         return messages, sent
 
     async def stream(
-        self, messages: list[dict[str, str]], passages: Sequence[Passage], fault: Fault | None = None
+        self, messages: list[dict[str, str]], passages: Sequence[Passage], model: str, fault: Fault | None = None
     ) -> AsyncIterator[str]:
         """Open the streamed LLM call now, so failures still get a proper HTTP status; return the deltas.
 
         The "generate" span belongs to the generator and so lasts until the last delta is relayed.
         """
-        deltas = self._generate_stream(messages, passages, fault)
+        deltas = self._generate_stream(messages, passages, model, fault)
         await anext(deltas)  # runs up to the opened upstream stream; raises UpstreamError on failure
         return deltas
 
     @llmlens.observe(name="generate", kind="chain")
     async def _generate_stream(
-        self, messages: list[dict[str, str]], passages: Sequence[Passage], fault: Fault | None
+        self, messages: list[dict[str, str]], passages: Sequence[Passage], model: str, fault: Fault | None
     ) -> AsyncIterator[str]:
-        trace.get_current_span().set_attributes(self._generate_attributes(stream=True))
-        chunks = await self._open_stream(messages, fault)
+        trace.get_current_span().set_attributes(self._generate_attributes(model, stream=True))
+        chunks = await self._open_stream(messages, model, fault)
         yield ""  # the stream is open
         parts: list[str] = []
         async for chunk in chunks:
@@ -203,16 +209,20 @@ class RagPipeline:
         log.info("answer graded", groundedness=result.score, chunks=len(passages))
         return result.score
 
-    async def _complete(self, messages: list[dict[str, str]], fault: Fault | None) -> str:
+    async def _complete(self, messages: list[dict[str, str]], model: str, fault: Fault | None) -> str:
         try:
-            response = await self.llm.chat.completions.create(messages=messages, **self._llm_arguments(fault))
+            response = await self.llm.chat.completions.create(
+                messages=messages, **self._llm_arguments(model, fault)
+            )
         except openai.APIError as exc:
             raise self._llm_failure(exc) from exc
         self._count("llm", "200")
         return response.choices[0].message.content or ""
 
-    async def _open_stream(self, messages: list[dict[str, str]], fault: Fault | None) -> openai.AsyncStream:
-        arguments = self._llm_arguments(fault) | {"stream": True, "stream_options": {"include_usage": True}}
+    async def _open_stream(
+        self, messages: list[dict[str, str]], model: str, fault: Fault | None
+    ) -> openai.AsyncStream:
+        arguments = self._llm_arguments(model, fault) | {"stream": True, "stream_options": {"include_usage": True}}
         try:
             chunks = await self.llm.chat.completions.create(messages=messages, **arguments)
         except openai.APIError as exc:
@@ -220,9 +230,9 @@ class RagPipeline:
         self._count("llm", "200")
         return chunks
 
-    def _llm_arguments(self, fault: Fault | None) -> dict[str, Any]:
+    def _llm_arguments(self, model: str, fault: Fault | None) -> dict[str, Any]:
         s = self.settings
-        arguments: dict[str, Any] = {"model": s.llm.model, "max_tokens": s.max_tokens, "temperature": 0.2}
+        arguments: dict[str, Any] = {"model": model, "max_tokens": s.max_tokens, "temperature": 0.2}
         if fault == "llm_timeout":
             arguments["timeout"] = 0.001  # a real client-side timeout against a real server
         elif fault in ("llm_error", "llm_rate_limit"):
@@ -240,9 +250,9 @@ class RagPipeline:
         self._count("llm", str(status))
         return UpstreamError("llm", 429 if status == 429 else 502, f"answered HTTP {status}: {exc.message}")
 
-    def _generate_attributes(self, stream: bool) -> dict[str, str | bool | int]:
+    def _generate_attributes(self, model: str, stream: bool) -> dict[str, str | bool | int]:
         return {
-            "gen_ai.request.model": self.settings.llm.model,
+            "gen_ai.request.model": model,
             "gen_ai.request.stream": stream,
             "gen_ai.request.max_tokens": self.settings.max_tokens,
         }

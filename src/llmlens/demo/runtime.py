@@ -10,18 +10,26 @@ from collections.abc import Callable
 from typing import Any
 
 import llmlens
-from llmlens.demo.settings import APP_NAME, DEPARTMENT, default_otlp_endpoint, port_is_free
+from llmlens.demo.apps import DEFAULT_APP
+from llmlens.demo.settings import default_otlp_endpoint, port_is_free
 
 FLUSH_TIMEOUT_S = 8.0  # below the orchestrator's stop grace, so a normal stop never needs SIGKILL
 
 
-def start_telemetry(service_name: str, otlp_endpoint: str | None, logs: bool = True) -> None:
-    """Traces and metrics always; structured logs (correlated with traces) when ``logs``."""
+def start_telemetry(
+    service_name: str, otlp_endpoint: str | None, logs: bool = True, instrument_http: bool = True
+) -> None:
+    """Traces and metrics always; structured logs (correlated with traces) when ``logs``.
+
+    The app and department given here are the fallback: a request's own (from the traffic's
+    ``llmlens.context``, carried as baggage) win on its spans and metrics.
+    """
     llmlens.init(
         service_name=service_name,
-        app=APP_NAME,
-        department=DEPARTMENT,
+        app=DEFAULT_APP.name,
+        department=DEFAULT_APP.department,
         endpoint=otlp_endpoint or default_otlp_endpoint(),
+        instrument_http=instrument_http,
     )
     if logs:
         llmlens.configure_logging()
@@ -36,6 +44,9 @@ def serve(
     if not port_is_free(host, port):
         print(f"error: {service_name}: port {port} on {host} is already in use", file=sys.stderr)
         return 2
+    # The served apps (chatbot, retriever) run with the continuous profiler on, so the demo has flame
+    # graphs; LLMLENS_PROFILING=false in their environment turns it off.
+    os.environ.setdefault("LLMLENS_PROFILING", "true")
     start_telemetry(service_name, otlp_endpoint)  # before the app exists, so its clients get instrumented
     exit_cleanly_on_signals()
     try:

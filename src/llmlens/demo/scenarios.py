@@ -1,23 +1,30 @@
 """Traffic scenarios: what a burst of users of the Larkspur support bot sends to the chatbot.
 
 A scenario is one unit of user behaviour (a question, a conversation, a spike, a storm of failures)
-and may send several requests. Each request is its own trace; the session id ties a conversation.
+by a user of one of the demo's apps, and may send several requests. Each request is its own trace,
+rooted in a client span named after the route (`POST /v1/chat`); the session id ties a conversation,
+and the app, department, user and session travel as baggage to every service the request reaches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 import llmlens
+from llmlens.demo.apps import DemoApp
 from llmlens.demo.rag import FAULTS
 from llmlens.demo.settings import SCENARIO_NAMES
 
@@ -60,6 +67,13 @@ CONVERSATIONS = (
     ("I can't sign in.", "It says my organisation requires SSO.", "Who do I contact if that still fails?"),
     ("How do webhooks work?", "What happens if my endpoint is down?", "How do I check the signature?"),
     ("Can I use Larkspur on my phone?", "Will my offline pages sync later?", "How do I clear the app cache?"),
+    ("How much does the Team plan cost?", "Is there a discount for annual billing?", "Can I get a refund later?"),
+)
+# What a user may ask next, so some conversations run longer than their script.
+FOLLOW_UPS = (
+    "Thanks. Is that the same on the mobile app?",
+    "Can an admin do that for the whole workspace?",
+    "Where do I find that setting again?",
 )
 
 _LONG_PREAMBLE = (
@@ -92,7 +106,14 @@ class ScenarioContext:
     rng: random.Random
     record: Record
     scenario: str
+    app: DemoApp
     user_id: str
+    served_models: frozenset[str] = frozenset()  # what the chatbot serves; others are not asked for
+
+    def model(self, large: bool = False) -> str | None:
+        """The app's model for this request, or None (the chatbot's default) when it is not served."""
+        wanted = self.app.large_model if large else self.app.model
+        return wanted if wanted in self.served_models else None
 
 
 async def simple(ctx: ScenarioContext) -> None:
@@ -105,21 +126,24 @@ async def simple(ctx: ScenarioContext) -> None:
 
 
 async def long(ctx: ScenarioContext) -> None:
+    """A long, involved question: the app's larger model gets it."""
     question = ctx.rng.choice(QUESTIONS)
     message = f"{_LONG_PREAMBLE * ctx.rng.randint(2, 4)}\n\nSo my actual question: {question}"
-    await _api_chat(ctx, _new_session(), [{"role": "user", "content": message}], stream=True)
+    await _api_chat(ctx, _new_session(), [{"role": "user", "content": message}], stream=True, large=True)
 
 
 async def multi_turn(ctx: ScenarioContext) -> None:
     session_id = _new_session()
-    for turn in ctx.rng.choice(CONVERSATIONS):
+    turns = [*ctx.rng.choice(CONVERSATIONS), *ctx.rng.sample(FOLLOW_UPS, ctx.rng.randint(0, 2))]
+    for turn in turns:
         if not await _v1_chat(ctx, session_id, turn):
             return  # a real user gives up when the bot fails
 
 
 async def burst(ctx: ScenarioContext, size: int = 8) -> None:
     """Many users at the same instant: sends ``size`` questions at once."""
-    await asyncio.gather(*(_v1_chat(ctx, _new_session(), ctx.rng.choice(QUESTIONS)) for _ in range(size)))
+    users = [dataclasses.replace(ctx, user_id=ctx.app.user_id(ctx.rng)) for _ in range(size)]
+    await asyncio.gather(*(_v1_chat(user, _new_session(), ctx.rng.choice(QUESTIONS)) for user in users))
 
 
 async def error_storm(ctx: ScenarioContext) -> None:
@@ -145,6 +169,8 @@ def _new_session() -> str:
 
 async def _v1_chat(ctx: ScenarioContext, session_id: str, message: str, fault: str | None = None) -> bool:
     body: dict[str, Any] = {"session_id": session_id, "user_message": message, "user_id": ctx.user_id}
+    if model := ctx.model():
+        body["model"] = model
     if fault:
         body["fault"] = fault
     return await _post(ctx, "/v1/chat", body, session_id=session_id)
@@ -152,25 +178,27 @@ async def _v1_chat(ctx: ScenarioContext, session_id: str, message: str, fault: s
 
 async def _post(ctx: ScenarioContext, path: str, body: dict[str, Any], session_id: str) -> bool:
     start = time.perf_counter()
-    with llmlens.context(session_id=session_id, user_id=ctx.user_id):
+    async with _request(ctx, path, session_id) as (span, headers):
         try:
-            response = await ctx.client.post(path, json=body)
-            status, ok = str(response.status_code), response.is_success
+            response = await ctx.client.post(path, json=body, headers=headers)
+            status, ok = _answered(span, response.status_code), response.is_success
         except httpx.HTTPError as exc:
-            status, ok = exc.__class__.__name__, False
+            status, ok = _failed(span, exc.__class__.__name__), False
     ctx.record(RequestResult(ctx.scenario, path, status, ok, time.perf_counter() - start))
     return ok
 
 
 async def _api_chat(
-    ctx: ScenarioContext, session_id: str, messages: list[dict[str, str]], stream: bool
+    ctx: ScenarioContext, session_id: str, messages: list[dict[str, str]], stream: bool, large: bool = False
 ) -> bool:
-    body = {"messages": messages, "stream": stream, "user": ctx.user_id, "session_id": session_id}
+    body: dict[str, Any] = {"messages": messages, "stream": stream, "user": ctx.user_id, "session_id": session_id}
+    if model := ctx.model(large):
+        body["model"] = model
     start = time.perf_counter()
-    with llmlens.context(session_id=session_id, user_id=ctx.user_id):
+    async with _request(ctx, "/api/chat", session_id) as (span, headers):
         try:
-            async with ctx.client.stream("POST", "/api/chat", json=body) as response:
-                status, ok = str(response.status_code), response.is_success
+            async with ctx.client.stream("POST", "/api/chat", json=body, headers=headers) as response:
+                status, ok = _answered(span, response.status_code), response.is_success
                 async for line in response.aiter_lines():
                     if (
                         ok
@@ -178,8 +206,40 @@ async def _api_chat(
                         and '"error"' in line
                         and "error" in json.loads(line[6:])
                     ):
-                        status, ok = "stream_error", False
+                        status, ok = _failed(span, "stream_error"), False
         except httpx.HTTPError as exc:
-            status, ok = exc.__class__.__name__, False
+            status, ok = _failed(span, exc.__class__.__name__), False
     ctx.record(RequestResult(ctx.scenario, "/api/chat", status, ok, time.perf_counter() - start))
     return ok
+
+
+_tracer = trace.get_tracer("llmlens.demo.traffic")
+
+
+@asynccontextmanager
+async def _request(ctx: ScenarioContext, path: str, session_id: str) -> AsyncIterator[tuple[Span, dict[str, str]]]:
+    """The request's root: an HTTP client span named after the route, as the HTTP conventions name a
+    client span whose URL template is known (an instrumented client knows only the method: "POST").
+    Yields it with the headers that carry its trace context and the baggage of who is asking."""
+    url = ctx.client.base_url.join(path)
+    attributes = {"http.request.method": "POST", "url.full": str(url), "url.template": path,
+                  "server.address": url.host, "server.port": url.port or 80}  # fmt: skip
+    app = ctx.app
+    with (
+        llmlens.context(session_id=session_id, user_id=ctx.user_id, app=app.name, department=app.department),
+        _tracer.start_as_current_span(f"POST {path}", kind=SpanKind.CLIENT, attributes=attributes) as span,
+    ):
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        yield span, headers
+
+
+def _answered(span: Span, status_code: int) -> str:
+    span.set_attribute("http.response.status_code", status_code)
+    return _failed(span, str(status_code)) if status_code >= 400 else str(status_code)
+
+
+def _failed(span: Span, error_type: str) -> str:
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR))
+    return error_type

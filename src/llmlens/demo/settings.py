@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmlens.demo.apps import DEFAULT_APP, DEMO_MODELS
+
 LOOPBACK = "127.0.0.1"
-DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_MODEL = DEFAULT_APP.model
 MOCK_API_KEY = "llmlens-demo-key"
-APP_NAME = "llmlens-demo"
-DEPARTMENT = "support"
 
 # Ports when nothing is chosen: the server keeps the standard OTLP ports so a user's own app can
 # send to it unchanged; the demo services sit together in a quiet range.
@@ -93,7 +93,8 @@ class DemoSettings:
     scenarios: str | None  # traffic's --scenarios value, already validated; None: the default mix
     seed: int | None = None
     external_llm: LlmEndpoint | None = None  # None: start the mock LLM
-    model: str = DEFAULT_MODEL
+    model: str = DEFAULT_MODEL  # the chatbot's default
+    models: tuple[str, ...] = DEMO_MODELS  # what requests may ask the chatbot for (the mock answers any)
     log_dir: Path = field(default_factory=lambda: Path("."))
 
     def url(self, port: int) -> str:

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from llmlens.demo.apps import pick_app
 from llmlens.demo.arguments import TRAFFIC_HELP, add_traffic_arguments
 from llmlens.demo.runtime import start_telemetry, stop_telemetry
 from llmlens.demo.scenarios import SCENARIOS, RequestResult, ScenarioContext
@@ -63,8 +64,17 @@ class TrafficReport:
         return sum(not r.ok for r in self.results)
 
 
-async def run_traffic(settings: TrafficSettings, stop: asyncio.Event, report: TrafficReport) -> None:
-    """Start scenarios at the configured rate until the duration ends or ``stop`` is set."""
+async def run_traffic(
+    settings: TrafficSettings,
+    stop: asyncio.Event,
+    report: TrafficReport,
+    served_models: frozenset[str] = frozenset(),
+) -> None:
+    """Start scenarios at the configured rate until the duration ends or ``stop`` is set.
+
+    Each scenario is played by a user of one of the demo's apps; a request asks for the app's
+    model when the chatbot serves it (``served_models``), else for the chatbot's default.
+    """
     rng = random.Random(settings.seed)
     names, weights = list(settings.weights), list(settings.weights.values())
     slots = asyncio.Semaphore(settings.concurrency)
@@ -78,7 +88,10 @@ async def run_traffic(settings: TrafficSettings, stop: asyncio.Event, report: Tr
                 break
             await slots.acquire()
             name = rng.choices(names, weights)[0]
-            ctx = ScenarioContext(client, random.Random(rng.random()), report.record, name, _user_id(rng))
+            app = pick_app(rng)
+            ctx = ScenarioContext(
+                client, random.Random(rng.random()), report.record, name, app, app.user_id(rng), served_models
+            )
             task = asyncio.create_task(_run_scenario(ctx, slots))
             running.add(task)
             task.add_done_callback(running.discard)
@@ -110,10 +123,6 @@ async def _run_scenario(ctx: ScenarioContext, slots: asyncio.Semaphore) -> None:
         await SCENARIOS[ctx.scenario](ctx)
     finally:
         slots.release()
-
-
-def _user_id(rng: random.Random) -> str:
-    return f"user-{rng.randint(1, 40):03d}"  # a small population, so per-user views have depth
 
 
 async def _show_progress(
@@ -173,7 +182,9 @@ def _percentile(sorted_values: Sequence[float], q: float) -> str:
     return f"{sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]:.0f}"
 
 
-async def _main_async(settings: TrafficSettings, show_progress: bool, console: Console) -> TrafficReport:
+async def _main_async(
+    settings: TrafficSettings, show_progress: bool, console: Console, served_models: frozenset[str]
+) -> TrafficReport:
     stop, done = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -181,7 +192,7 @@ async def _main_async(settings: TrafficSettings, show_progress: bool, console: C
     report = TrafficReport()
     progress = asyncio.create_task(_show_progress(settings, report, console, done)) if show_progress else None
     try:
-        await run_traffic(settings, stop, report)
+        await run_traffic(settings, stop, report, served_models)
     finally:
         done.set()
         if progress:
@@ -197,6 +208,11 @@ def check_chatbot_reachable(url: str) -> str | None:
     return None
 
 
+def served_models(url: str) -> frozenset[str]:
+    """The models the chatbot lets a request ask for."""
+    return frozenset(httpx.get(f"{url}/healthz", timeout=5.0).json().get("llm_models", ()))
+
+
 def run(args: argparse.Namespace) -> int:
     settings = TrafficSettings(
         chatbot_url=args.chatbot_url.rstrip("/"),
@@ -210,10 +226,12 @@ def run(args: argparse.Namespace) -> int:
     if problem := check_chatbot_reachable(settings.chatbot_url):
         print(f"error: {SERVICE_NAME}: {problem}", file=sys.stderr)
         return 1
+    models = served_models(settings.chatbot_url)
     # No log export here: the terminal belongs to the progress bar, and client logs add nothing.
-    start_telemetry(SERVICE_NAME, args.otlp_endpoint, logs=False)
+    # No HTTP instrumentation: each request's client span is made in scenarios.py, named by its route.
+    start_telemetry(SERVICE_NAME, args.otlp_endpoint, logs=False, instrument_http=False)
     try:
-        report = asyncio.run(_main_async(settings, not args.no_progress, console))
+        report = asyncio.run(_main_async(settings, not args.no_progress, console, models))
     finally:
         stop_telemetry()
     console.print(summary_table(report))
