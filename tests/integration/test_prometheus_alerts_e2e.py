@@ -41,14 +41,13 @@ rules:
 """
 
 
-def export_rules(rules: Path, out: Path) -> dict[str, Any]:
-    """The rule file, as a user writes it: the installed command."""
+def export_rules(rules: Path, out: Path) -> list[dict[str, Any]]:
+    """The rule file, as a user writes it: the installed command (the file's HighErrorRate replaces
+    the default one; the other default rules come along, to be evaluated on real series too)."""
     result = subprocess.run([sys.executable, "-m", "llmlens.cli", "export", "prometheus-rules", "--rules-file",
-                             str(rules), "--no-alerts-default-rules", "--out", str(out)],
-                            capture_output=True, text=True, timeout=60)
+                             str(rules), "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    [rule] = [r for g in yaml.safe_load(out.read_text())["groups"] for r in g["rules"] if "alert" in r]
-    return rule
+    return [r for g in yaml.safe_load(out.read_text())["groups"] for r in g["rules"] if "alert" in r]
 
 
 def send_calls(server: ServerProcess, errors: int, ok: int) -> None:
@@ -75,8 +74,9 @@ def query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
 def test_prometheus_fires_the_exported_rule_with_the_labels_llmlens_sends(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
-    exported = export_rules(rules, tmp_path / "llmlens.rules.yml")
-    assert exported["alert"] == "HighErrorRate" and exported["for"] == "2s"
+    exported = {r["alert"]: r for r in export_rules(rules, tmp_path / "llmlens.rules.yml")}
+    assert set(exported) == {"HighErrorRate", "HighLatencyP95", "SlowTimeToFirstToken", "UnpricedModelCalls"}
+    assert exported["HighErrorRate"]["for"] == "2s"
 
     with alertmanager(tmp_path / "am-prometheus") as am_prometheus, \
             alertmanager(tmp_path / "am-llmlens") as am_llmlens:
@@ -119,8 +119,13 @@ def test_prometheus_fires_the_exported_rule_with_the_labels_llmlens_sends(tmp_pa
                     assert summary.startswith(f"LLM error rate of {MODEL} is ") and summary.endswith("%"), summary
 
                 groups = httpx.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
-                [rule] = [r for g in groups for r in g["rules"] if r["name"] == "HighErrorRate"]
-                assert rule["health"] == "ok" and rule["state"] == "firing", rule
+                loaded = {r["name"]: r for g in groups for r in g["rules"] if r["type"] == "alerting"}
+                assert set(loaded) == set(exported)
+                assert loaded["HighErrorRate"]["state"] == "firing"
+                for name, rule in loaded.items():  # every exported expression runs on the real series
+                    assert rule["health"] == "ok" and not rule.get("lastError"), (name, rule)
+                    if name != "HighErrorRate":
+                        assert rule["state"] == "inactive", (name, rule)  # fast, priced calls
                 print(f"\nfirst error span -> Alertmanager: through Prometheus {reached['prometheus']:.1f} s "
                       f"(scrape and evaluation every 1 s, for 2s), through llmlens {reached['llmlens']:.1f} s "
                       f"(rules interval 1 s, for 2s)")
