@@ -19,6 +19,7 @@ from llmlens.server.api.compare_routes import router as compare_router
 from llmlens.server.api.errors import install_error_handlers
 from llmlens.server.api.metrics_routes import router as metrics_router
 from llmlens.server.api.profiles_routes import router as profiles_router
+from llmlens.server.api.quality_routes import router as quality_router
 from llmlens.server.api.routes import router as api_router
 from llmlens.server.api.search import router as search_router
 from llmlens.server.api.security import HostCheckMiddleware, HostPolicy, SecurityHeadersMiddleware
@@ -101,6 +102,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.router.routes.extend(profile_routes())  # Pyroscope's /ingest and Push
     app.include_router(compare_router)  # before api_router: its /traces/{trace_id} would take these paths
     app.include_router(api_router)
+    app.include_router(quality_router)
     app.include_router(alerts_router, tags=["alerts"])
     app.include_router(search_router, tags=["traces"])
     app.include_router(services_router)

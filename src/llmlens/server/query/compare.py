@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from llmlens.semconv import MODEL_OPERATIONS
 from llmlens.server.query import traces as traces_query
 from llmlens.server.query.window import Window
 from llmlens.server.store import Store
@@ -24,8 +25,6 @@ from llmlens.server.store import Store
 _PARAMETER_PREFIXES = ("gen_ai.request.", "llm.request.")
 _PARAMETER_JSON = ("llm.invocation_parameters", "embedding.invocation_parameters")
 _NOT_PARAMETERS = {"gen_ai.request.model", "llm.request.model", "gen_ai.request.stream"}
-# Model calls, as the trace list counts them (retrieval and tool steps carry LLM facts too).
-_MODEL_OPERATIONS = {"chat", "text_completion", "generate_content", "embeddings", "responses", "rerank"}
 _DIFF_CONTEXT_LINES = 3
 _MAX_DIFF_LINES = 400
 
@@ -218,7 +217,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any], keys: Iterable[str]) -> d
 
 
 def _is_model_call(span: dict[str, Any]) -> bool:
-    return bool(span["llm"]) and span["llm"]["operation"] in _MODEL_OPERATIONS
+    return bool(span["llm"]) and span["llm"]["operation"] in MODEL_OPERATIONS
 
 
 def _summary(trace_id: str, tree: _Tree) -> dict[str, Any]:

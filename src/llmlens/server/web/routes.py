@@ -43,6 +43,12 @@ async def compare(request: Request) -> HTMLResponse:
     return render(request, "compare.html", nav="traces", title="Compare traces")
 
 
+@router.get("/quality", response_class=HTMLResponse)
+async def quality(request: Request) -> HTMLResponse:
+    """Quality scores: each name over time, by model and app, and its distribution."""
+    return render(request, "quality.html", nav="overview", title="Quality")
+
+
 @router.get("/services", response_class=HTMLResponse)
 async def services(request: Request) -> HTMLResponse:
     return render(request, "services.html", nav="services", title="Services")

@@ -5,6 +5,7 @@ import { cost } from './lib/cost.js';
 import { $, clear, emptyState, h, markReady, setBusy, showError } from './lib/dom.js';
 import * as f from './lib/format.js';
 import * as state from './lib/state.js';
+import { showTraceScores, spanScores } from './lib/scores.js';
 import { table } from './lib/table.js';
 import { typicalButton } from './lib/typical.js';
 import { breakdown, layout, profileHref } from './lib/tracetree.js';
@@ -14,6 +15,7 @@ const MODEL_OPERATIONS = new Set(['chat', 'text_completion', 'generate_content',
 const traceId = $('#trace-root').dataset.traceId;
 let spans = [];
 let byId = new Map();
+let scores = [];
 
 async function load() {
   setBusy(true);
@@ -22,6 +24,8 @@ async function load() {
     spans = layout(trace.spans);
     byId = new Map(spans.map((s) => [s.span_id, s]));
     renderSummary();
+    scores = trace.scores || [];
+    showTraceScores($('#summary'), scores, byId, select);
     typicalButton($('[data-back]').parentElement, spans[0], traceId, $('#message'));
     renderBreakdown();
     renderWaterfall();
@@ -151,6 +155,7 @@ function renderDetails(span) {
         ['Inherited from the trace', (llm.inherited || []).join(', ') || undefined]])),
       h('h4', {}, 'Prompt'), h('pre', { 'data-testid': 'llm-input' }, llm.input || '(not captured)'),
       h('h4', {}, 'Response'), h('pre', { 'data-testid': 'llm-output' }, llm.output || '(not captured)')] : null,
+    spanScores(scores, span.span_id),
     h('h3', {}, 'Attributes'), kv(span.attributes, 'Span attributes'),
     h('h3', {}, 'Resource'), kv(span.resource, 'Resource attributes'),
     h('h3', {}, `Events (${span.events.length})`),
