@@ -105,10 +105,12 @@ def decode_pprof(data: bytes) -> DecodedProfile:
 
     decoded = DecodedProfile(time_ns=max(profile.time_nanos, 0), duration_ns=max(profile.duration_nanos, 0))
     stack_index: dict[tuple[int, ...], int] = {}
+    label_sets: dict[tuple[int, ...], Sample] = {}  # a span's samples share their labels: resolve them once
     for sample in profile.sample:
-        if value_index >= len(sample.value):
+        values = sample.value
+        if value_index >= len(values):
             continue
-        value = sample.value[value_index]
+        value = values[value_index]
         if divisor > 1:
             value = round(value / divisor)
         if value <= 0:
@@ -118,10 +120,13 @@ def decode_pprof(data: bytes) -> DecodedProfile:
         if index is None:
             index = stack_index[locations] = len(decoded.stacks)
             decoded.stacks.append(_stack(locations, frames_by_location))
-        row = Sample(index, value)
-        for label in sample.label:
-            _apply_label(row, string(label.key, "label key"), string(label.str, "label value"))
-        decoded.samples.append(row)
+        key = tuple(n for label in sample.label for n in (label.key, label.str))
+        labels = label_sets.get(key)
+        if labels is None:
+            labels = label_sets[key] = Sample(0, 0)
+            for i in range(0, len(key), 2):
+                _apply_label(labels, string(key[i], "label key"), string(key[i + 1], "label value"))
+        decoded.samples.append(Sample(index, value, labels.trace_id, labels.span_id, labels.span_name, labels.thread))
     return decoded
 
 
