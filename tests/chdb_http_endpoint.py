@@ -15,10 +15,11 @@ and nothing distributed or replicated (no clusters, Keeper, `ON CLUSTER`, Replic
 Distributed engines). Defaults are chDB's, which differ from a server's in a few settings
 (see `system.settings WHERE changed`); the two that change what SQL means are reset.
 
-Protocol handled: `GET /ping`; `GET|POST /?query=...` with the SQL in `query=` and/or the
-body (the body continues the query, as on a server); `database=`, `default_format=`,
-`query_id=`, `param_<name>=` (server-side parameter binding) and any other URL parameter as
-a query-level setting; `INSERT ... FORMAT Arrow|ArrowStream|Parquet` with the data in the
+Protocol handled: how a request is read (SQL, data, settings, parameters, credentials, body
+encodings) and how errors look is llmlens's own ClickHouse protocol module
+(llmlens.server.sql.clickhouse_protocol, behind the read-only `--sql-port` interface); this
+endpoint adds writes: `GET /ping`; `GET|POST /?query=...`, any URL parameter not of the
+transport a query-level setting; `INSERT ... FORMAT Arrow|ArrowStream|Parquet` with the data in the
 body (decoded with pyarrow, inserted through chDB's `Python()` table function), text-format
 inserts (`VALUES`, `JSONEachRow`, ...) passed through; request bodies with Content-Encoding
 gzip, deflate or lz4. Answers carry the `X-ClickHouse-Query-Id`, `-Format`, `-Timezone`,
@@ -32,8 +33,6 @@ the first line on stdout is `listening on HOST:PORT` once it accepts connections
 from __future__ import annotations
 
 import argparse
-import base64
-import gzip
 import hmac
 import io
 import json
@@ -43,49 +42,31 @@ import sys
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-# URL parameters the HTTP layer consumes itself; every other one is a setting of the query.
-_TRANSPORT_PARAMS = {
-    "query", "database", "default_format", "query_id", "user", "password", "quota_key",
-    "session_id", "session_timeout", "session_check", "compress", "decompress", "buffer_size",
-    "wait_end_of_query", "client_protocol_version", "role", "enable_http_compression",
-    "send_progress_in_http_headers", "http_headers_progress_interval_ms",
-}
+from llmlens.server.sql.clickhouse_protocol import (
+    HTTP_STATUS,
+    ClickHouseError,
+    Request,
+    authentication_failed,
+    content_type,
+    credentials,
+    decode_body,
+    error_body,
+    parse_request,
+)
+
 _INSERT_WITH_FORMAT = re.compile(r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<fmt>\w+)\s*$",
                                  re.IGNORECASE | re.DOTALL)
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"^Code: (\d+)\.")
 _ARROW_FORMATS = {"arrow", "arrowstream", "parquet"}
-_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-# Status codes a server gives some exception codes (ClickHouse's HTTPHandler does the same mapping).
-_HTTP_STATUS = {516: 401, 62: 400, 60: 404, 81: 404}
 _UNSUPPORTED = 1  # UNSUPPORTED_METHOD
-_AUTHENTICATION_FAILED = 516
 _STD_EXCEPTION = 1001
-
-
-class ClickHouseError(Exception):
-    """An error to answer as a server would: `Code: N. DB::Exception: ...`."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Request:
-    sql: str
-    params: dict[str, str]
-    data: bytes = b""
-    settings: dict[str, str] = field(default_factory=dict)
-    query_params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -237,51 +218,7 @@ def _quote_identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-def parse_request(method: str, target: str, body: bytes) -> Request:
-    """The URL and body of one HTTP request -> the SQL, data and settings it carries."""
-    params = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
-    query = params.get("query", "")
-    if method == "GET" or query:
-        sql, data = query, body
-    else:
-        sql, data = body.decode("utf-8"), b""
-    settings, query_params = {}, {}
-    for name, value in params.items():
-        if name.startswith("param_"):
-            query_params[name.removeprefix("param_")] = value
-        elif name not in _TRANSPORT_PARAMS:
-            if not _SETTING_NAME.match(name):
-                raise ClickHouseError(115, f"Unknown setting '{name}'. (UNKNOWN_SETTING)")
-            settings[name] = value
-    return Request(sql=sql, params=params, data=data, settings=settings, query_params=query_params)
-
-
-def decode_body(body: bytes, encoding: str | None) -> bytes:
-    if not encoding or encoding == "identity":
-        return body
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    if encoding == "lz4":
-        import lz4.frame
-
-        return lz4.frame.decompress(body)
-    raise ClickHouseError(_UNSUPPORTED, f"this test endpoint cannot decode Content-Encoding {encoding!r}")
-
-
-def _content_type(fmt: str) -> str:
-    lowered = fmt.lower()
-    if lowered.startswith("json"):
-        return "application/json; charset=UTF-8"
-    if lowered.startswith(("tabseparated", "tsv")):
-        return "text/tab-separated-values; charset=UTF-8"
-    if lowered.startswith("csv"):
-        return "text/csv; charset=UTF-8"
-    return "application/octet-stream"
-
-
-def make_handler(engine: ChdbEngine, credentials: tuple[str, str] | None,
+def make_handler(engine: ChdbEngine, allowed: tuple[str, str] | None,
                  log: Callable[[str], None] | None,
                  query_log: Callable[[Request], None] | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -307,7 +244,7 @@ def make_handler(engine: ChdbEngine, credentials: tuple[str, str] | None,
             query_id = ""
             try:
                 body = decode_body(self._read_body(), self.headers.get("Content-Encoding"))
-                request = parse_request(method, self.path, body)
+                request = parse_request(method, urlsplit(self.path).query, body)
                 query_id = request.params.get("query_id") or str(uuid.uuid4())
                 self._authenticate(request.params)
                 if log:
@@ -322,7 +259,7 @@ def make_handler(engine: ChdbEngine, credentials: tuple[str, str] | None,
                 self._send_error(ClickHouseError(_STD_EXCEPTION, f"{type(exc).__name__}: {exc}"), query_id)
                 return
             self._send(200, answer.body, {
-                "Content-Type": _content_type(answer.fmt),
+                "Content-Type": content_type(answer.fmt),
                 "X-ClickHouse-Query-Id": query_id,
                 "X-ClickHouse-Format": answer.fmt,
                 "X-ClickHouse-Timezone": engine.timezone,
@@ -345,23 +282,17 @@ def make_handler(engine: ChdbEngine, credentials: tuple[str, str] | None,
             return self.rfile.read(length) if length else b""
 
         def _authenticate(self, params: dict[str, str]) -> None:
-            if credentials is None:
+            if allowed is None:
                 return
-            user, password = params.get("user", "default"), params.get("password", "")
-            if self.headers.get("X-ClickHouse-User"):
-                user, password = self.headers["X-ClickHouse-User"], self.headers.get("X-ClickHouse-Key", "")
-            auth = self.headers.get("Authorization", "")
-            if auth.startswith("Basic "):
-                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            ok = hmac.compare_digest(user.encode(), credentials[0].encode()) and hmac.compare_digest(
-                password.encode(), credentials[1].encode())
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            user, password = credentials(headers, params)
+            ok = hmac.compare_digest(user.encode(), allowed[0].encode()) and hmac.compare_digest(
+                password.encode(), allowed[1].encode())
             if not ok:
-                raise ClickHouseError(_AUTHENTICATION_FAILED, f"{user}: Authentication failed: password is "
-                                      "incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)")
+                raise authentication_failed(user)
 
         def _send_error(self, exc: ClickHouseError, query_id: str) -> None:
-            text = f"Code: {exc.code}. DB::Exception: {exc} (version {engine.version})\n"
-            self._send(_HTTP_STATUS.get(exc.code, 500), text.encode(), {
+            self._send(HTTP_STATUS.get(exc.code, 500), error_body(exc, engine.version), {
                 "Content-Type": "text/plain; charset=UTF-8",
                 "X-ClickHouse-Exception-Code": str(exc.code),
                 "X-ClickHouse-Query-Id": query_id,
@@ -405,11 +336,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="append every query (SQL and parameters) to FILE as a JSON line, for tests to replay")
     args = parser.parse_args(argv)
     engine = ChdbEngine(args.data_dir)
-    credentials = (args.user, args.password) if args.password is not None else None
+    allowed = (args.user, args.password) if args.password is not None else None
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
     query_log = _query_logger(args.query_log) if args.query_log else None
     ThreadingHTTPServer.request_queue_size = 64  # the default backlog of 5 refuses bursts of pooled clients
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(engine, credentials, log, query_log))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(engine, allowed, log, query_log))
     server.daemon_threads = True
     print(f"listening on {args.host}:{server.server_address[1]}", flush=True)
     try:

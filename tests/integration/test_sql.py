@@ -17,6 +17,7 @@ import httpx
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from tests.endpoint_process import EndpointProcess
 from tests.grafana_queries import clickhouse_sql, clickhouse_targets
 from tests.integration.otlp_requests import log_request, make_log, make_span, post, trace_request
 from tests.server_process import ServerProcess, free_port
@@ -368,3 +369,35 @@ def test_the_grafana_dashboards_clickhouse_queries_run_through_the_interface(ope
             reader.query(clickhouse_sql(target.query["rawSql"], board, **window))  # raises on refusal
     finally:
         reader.close()
+
+
+# --- a ClickHouse server as the store --------------------------------------------------------
+
+def test_sql_on_a_clickhouse_server_is_read_only_and_limited_too(tmp_path: Path) -> None:
+    """The same endpoint over the ClickHouse backend (the tests' ClickHouse stand-in: see
+    tests/endpoint_process.py): readonly=1 and the limits travel with each query as settings."""
+    endpoint = EndpointProcess(tmp_path / "clickhouse", user="llmlens", password="ch-password-123")
+    server = ServerProcess(tmp_path / "unused", env={"LLMLENS_API_KEY": KEY}, extra_args=[
+        "--ingest-workers", "0", "--clickhouse-url", endpoint.url("llmlens_sql"), "--sql-timeout-s", "2",
+        "--sql-max-result-rows", "5000"])
+    try:
+        server.start()
+        _seed(server, AUTH)
+        assert span_count(server) == len(SERVICES) * SPANS_EACH
+        answer = sql(server, "SELECT ServiceName, count() AS n FROM otel_traces GROUP BY ServiceName ORDER BY 1")
+        assert answer.json()["columns"][1] == {"name": "n", "type": "UInt64"}
+        assert answer.json()["rows"] == [[s, SPANS_EACH] for s in SERVICES]
+        for query, says in (("DROP TABLE otel_traces", "DROP statements are refused"),
+                            ("SELECT * FROM file('/etc/passwd', 'LineAsString')", "file() is refused"),
+                            ("SELECT 1 SETTINGS readonly = 0", "readonly"),
+                            ("SELECT * FROM system.users", "system.users is refused")):
+            response = sql(server, query)
+            assert response.status_code == 400 and says in response.json()["error"]["message"], response.text
+        too_many = sql(server, "SELECT number FROM numbers(20000)")
+        assert too_many.status_code == 413, too_many.text
+        assert sql(server, "SELECT count() FROM system.numbers").status_code == 504
+        assert span_count(server) == len(SERVICES) * SPANS_EACH
+    finally:
+        if server.proc and server.proc.poll() is None:
+            server.terminate()
+        endpoint.stop()

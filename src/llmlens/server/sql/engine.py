@@ -32,7 +32,9 @@ from llmlens.server.settings import SqlSettings
 from llmlens.server.sql.guard import Statement, check_read_only, parse_ast
 
 MAX_QUERY_CHARS = 256 * 1024
-_ERROR = re.compile(r"^(?:Code: (\d+)\. DB::Exception: )+", re.DOTALL)
+# chDB raises the server's text; clickhouse-connect wraps it ("Received ClickHouse exception, code: N, server
+# response: Code: N. DB::Exception: ... (for url ...)").
+_ERROR = re.compile(r"(?:Code: (\d+)\. DB::Exception: )+")
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _TIMEOUT_EXCEEDED, _TOO_MANY_ROWS_OR_BYTES, _MEMORY_LIMIT_EXCEEDED = 159, 396, 241
 _READONLY, _ACCESS_DENIED = 164, 497
@@ -90,7 +92,7 @@ class SqlEngine:
         if statement.output_format and not allow_format:
             raise SqlRefused(f"leave out FORMAT {statement.output_format}: this endpoint answers JSON")
         started = time.perf_counter()
-        raw = self._conns.query(sql, fmt, params)
+        raw = self._conns.query(sql, None if statement.output_format else fmt, params)  # the query's FORMAT wins
         return SqlResult(raw.body, statement.output_format or fmt, statement, time.perf_counter() - started,
                          raw.rows_read, raw.bytes_read)
 
@@ -130,8 +132,9 @@ class _ChdbConnections:
         self._lock = threading.Lock()
         self._closed = False
 
-    def query(self, sql: str, fmt: str, params: Mapping[str, str] | None) -> _Raw:
+    def query(self, sql: str, fmt: str | None, params: Mapping[str, str] | None) -> _Raw:
         conn = self._conn()
+        fmt = fmt or "TabSeparated"  # a FORMAT clause in `sql` overrides it
         try:
             if params:
                 result = conn.query(sql, fmt, params={k: str(v).translate(_TSV_ESCAPES) for k, v in params.items()})
@@ -178,8 +181,12 @@ class _ServerClient:
         self._backend, self._limits = backend, limits
         self.database = backend.target.database
 
-    def query(self, sql: str, fmt: str, params: Mapping[str, str] | None) -> _Raw:
+    def query(self, sql: str, fmt: str | None, params: Mapping[str, str] | None) -> _Raw:
         client = self._backend.client()
+        # clickhouse-connect appends `FORMAT fmt`: not after a query's own FORMAT, nor to EXPLAIN AST, where
+        # it would become part of the tree (TSVRaw and TabSeparated differ in no name the guard reads).
+        if fmt == "TSVRaw":
+            fmt = None
         try:
             body = client.raw_query(sql, parameters=dict(params) if params else None, fmt=fmt,
                                     settings=limit_settings(self._limits))
@@ -197,7 +204,7 @@ def sql_error(text: str, limits: SqlSettings) -> Exception:
     found = _ERROR.search(text)
     code = int(found.group(1)) if found else 0
     message = text[found.end():] if found else text
-    message = re.sub(r"\s*\(version [\d.]+\)", "", message).strip()
+    message = re.sub(r"\s*\((?:version [\d.]+|for url [^)]*)\)", "", message).strip()
     message = re.sub(r"(\([A-Z_]+\))\.? \1$", r"\1", message)[:4000]  # a nested exception names its code twice
     if code == _TIMEOUT_EXCEEDED:
         return QueryTimeout(f"the query ran past its {limits.timeout_s:g} s limit ([sql] timeout_s): {message}")
