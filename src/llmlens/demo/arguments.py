@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from llmlens.demo.apps import DEMO_MODELS
 from llmlens.demo.settings import (
     DEFAULT_CHATBOT_PORT,
     DEFAULT_LLM_PORT,
@@ -128,16 +129,18 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_llm_arguments(parser: argparse.ArgumentParser, base_url_help: str) -> None:
+def add_llm_arguments(
+    parser: argparse.ArgumentParser,
+    base_url_help: str,
+    model_help: str = "model name (default: $LLMLENS_DEMO_LLM_MODEL, else gpt-4o-mini)",
+) -> None:
     parser.add_argument("--llm-base-url", default=None, help=base_url_help)
     parser.add_argument(
         "--llm-api-key",
         default=None,
         help="its API key (default: $LLMLENS_DEMO_LLM_API_KEY, else $OPENAI_API_KEY)",
     )
-    parser.add_argument(
-        "--llm-model", default=None, help="model name (default: $LLMLENS_DEMO_LLM_MODEL, else gpt-4o-mini)"
-    )
+    parser.add_argument("--llm-model", default=None, help=model_help)
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +173,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "use this OpenAI-compatible endpoint instead of starting the mock LLM "
         "(default: $LLMLENS_DEMO_LLM_BASE_URL; $OPENAI_BASE_URL is deliberately not used here)",
+        "one model for all traffic (default with the mock: the demo apps' mix of "
+        f"{', '.join(DEMO_MODELS)}; with --llm-base-url: $LLMLENS_DEMO_LLM_MODEL, else gpt-4o-mini)",
     )
 
 
