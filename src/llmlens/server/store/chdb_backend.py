@@ -142,6 +142,14 @@ class ChdbBackend:
                 conn.close()
         self._local = threading.local()
 
+    def _discard(self, conn: Any) -> None:
+        self._local.conn = None
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+
     def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         conn = self._conn()
         try:
@@ -149,6 +157,9 @@ class ChdbBackend:
                 return conn.query(sql, fmt, params={k: _param(v) for k, v in params.items()})
             return conn.query(sql, fmt)
         except Exception as exc:
+            # chDB keeps what a failed query had output and returns it with the next query's answer on the
+            # connection: this thread starts afresh on a new one.
+            self._discard(conn)
             message = str(exc).split("\n", 1)[0][:2000]
             if "TIMEOUT_EXCEEDED" in message:
                 raise QueryTimeout(f"the query ran past its {self._timeout:g} s limit") from exc
