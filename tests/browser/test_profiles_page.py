@@ -44,6 +44,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                .sample([MAIN, WORK, LEAF], 50, {"span_id": CHILD.hex(), "trace_id": TRACE.hex()})
                .sample([MAIN, OTHER], 20).bytes(), start // 10**9)
         ingest(server, PprofBuilder().sample([MAIN, OTHER], 70).sample([MAIN, WORK], 10).bytes(), now - 5400)
+        answer = httpx.post(server.url + "/ingest", params={"name": f"{SERVICE}.wall", "from": now - 60},
+                            content=b"main;wait_for_io 42\n", timeout=60)  # folded lines, wall clock
+        assert answer.status_code == 200, answer.text
         yield server
     finally:
         if server.proc and server.proc.poll() is None:
@@ -163,3 +166,13 @@ def test_a_tree_of_100000_nodes_is_drawn_on_one_canvas(page, server: ServerProce
     assert result["zoomed"] == 3 + 18 + 18 ** 2  # total, fn1, fn2 full width, then fn2's subtree one level deeper
     assert result["elements"] == 2  # the canvas and the tooltip: no element per frame
     print(f"\n111k-node flame graph: flattened and drawn in {result['ms']:.0f} ms, zoom redrawn in {result['zoomMs']:.0f} ms")
+
+
+def test_profile_types_of_the_service(page, server: ServerProcess) -> None:
+    open_profiles(page, server, f"service={SERVICE}&range=1h")
+    options = page.eval_on_selector_all("#f-type option", "os => os.map(o => [o.value, o.textContent])")
+    assert options == [["process_cpu", "CPU"], ["wall", "Wall clock"]]
+    page.select_option("#f-type", "wall")
+    page.wait_for_function("() => document.body.dataset.ready === 'ok' && "
+                           "document.querySelector('[data-testid=fg-summary]').textContent === '42 samples'")
+    assert canvas(page)["nodes"] == "3"

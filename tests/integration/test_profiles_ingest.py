@@ -2,7 +2,7 @@
 JSON), OTLP profiles over HTTP and gRPC, each giving the exact flame graph of a known tree; filters
 by span (and the spans below it), span name, trace and thread; the diff of two known profiles; a
 resent request counted once; hostile bodies refused with a clear 4xx while the server keeps serving;
-and the real `pyroscope-io` client pushing to llmlens."""
+the real `pyroscope-io` client pushing to llmlens, and pyroscope-otel's span linking."""
 
 from __future__ import annotations
 
@@ -276,9 +276,56 @@ def test_the_pyroscope_io_client_pushes_to_llmlens(llmlens_server: ServerProcess
     subprocess.run([sys.executable, "-c", PYROSCOPE_APP, llmlens_server.url], check=True, timeout=120)
     tree = flamegraph(llmlens_server, "pyroscope-io-app", span_id="0123456789abcdef")
     assert tree["value"] >= 300  # ~12 s at 100 Hz of one busy thread
+    assert _total_named(tree, "burn_cpu_for_llmlens") >= 0.9 * tree["value"]
 
-    def total(node: dict, needle: str) -> int:
-        own = node["value"] if needle in node["name"] else 0
-        return own or sum(total(c, needle) for c in node["children"])
 
-    assert total(tree, "burn_cpu_for_llmlens") >= 0.9 * tree["value"]
+OTEL_LINKED_APP = textwrap.dedent("""
+    import sys, time
+    import pyroscope
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from pyroscope.otel import PyroscopeSpanProcessor
+
+    url = sys.argv[1]
+    pyroscope.configure(application_name="otel-linked-app", server_address=url, sample_rate=100)
+    provider = TracerProvider(resource=Resource.create({"service.name": "otel-linked-app"}))
+    provider.add_span_processor(PyroscopeSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=url + "/v1/traces")))
+    tracer = provider.get_tracer("linked")
+
+    def parse_documents():
+        deadline = time.time() + 12
+        while time.time() < deadline:
+            sum(i * i for i in range(2000))
+
+    with tracer.start_as_current_span("handle-request") as root:
+        with tracer.start_as_current_span("parse"):
+            parse_documents()
+    context = root.get_span_context()
+    pyroscope.shutdown()
+    provider.shutdown()
+    print(f"{context.trace_id:032x} {context.span_id:016x}")
+""")
+
+
+def test_pyroscope_otel_span_linking(llmlens_server: ServerProcess) -> None:
+    """pyroscope-otel tags the samples of a local-root span with its id (and sets pyroscope.profile.id
+    on the span): the root span's flame graph, by id or by name, holds the work done in its child."""
+    done = subprocess.run([sys.executable, "-c", OTEL_LINKED_APP, llmlens_server.url], check=True, timeout=120,
+                          capture_output=True, text=True)
+    trace_id, span_id = done.stdout.split()
+    trace = llmlens_server.get(f"/api/v1/traces/{trace_id}").json()
+    root = next(s for s in trace["spans"] if s["span_id"] == span_id)
+    assert root["attributes"]["pyroscope.profile.id"] == span_id
+
+    for params in ({"span_id": span_id, "trace_id": trace_id}, {"span_id": span_id}, {"span_name": "handle-request"}):
+        tree = flamegraph(llmlens_server, "otel-linked-app", **params)
+        assert tree["value"] >= 300, params
+        assert _total_named(tree, "parse_documents") >= 0.9 * tree["value"], params
+
+
+def _total_named(node: dict, needle: str) -> int:
+    own = node["value"] if needle in node["name"] else 0
+    return own or sum(_total_named(c, needle) for c in node["children"])

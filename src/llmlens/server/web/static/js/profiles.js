@@ -24,7 +24,11 @@ const view = h('select', { id: 'f-view', name: 'view' },
   h('option', { value: '' }, 'Flame graph'), h('option', { value: 'diff' }, 'Diff'));
 view.value = state.get('view');
 view.addEventListener('change', () => { state.update({ view: view.value || null }); showDiffControls(); load(); });
-form.append(serviceFilter, spanName, thread, h('label', { for: 'f-view' }, 'View', view));
+// The profile types the service sent (CPU samples from llmlens's SDK by default; wall, memory, ...).
+const typeSelect = h('select', { id: 'f-type', name: 'type' });
+typeSelect.addEventListener('change', () => { state.update({ type: typeSelect.value || null }); load(); });
+form.append(serviceFilter, h('label', { for: 'f-type' }, 'Profile', typeSelect), spanName, thread,
+  h('label', { for: 'f-view' }, 'View', view));
 
 function textFilter(key, label, placeholder) {
   const input = h('input', { id: `f-${key}`, name: key, type: 'text', placeholder, value: state.get(key) });
@@ -109,20 +113,26 @@ const load = latestOnly(async () => {
     service = names[0];
     state.update({ service }, { replace: true });
   }
-  if (!service) return { names, tree: null };
-  const filters = { service, thread: state.get('thread') };
+  if (!service) return { names, types: [], tree: null };
+  const types = services.filter((s) => s.service === service).map((s) => s.profile_type);
+  const type = types.includes(state.get('type')) ? state.get('type') : (types.includes('process_cpu') ? 'process_cpu' : types[0]);
+  const filters = { service, thread: state.get('thread'), profile_type: type };
   if (state.get('view') === 'diff') {
-    return { names, diff: true, tree: await getJSON('/api/v1/profiles/diff', { ...filters, ...diffParams(), max_nodes: 50000 }) };
+    return { names, types, type, diff: true,
+      tree: await getJSON('/api/v1/profiles/diff', { ...filters, ...diffParams(), max_nodes: 50000 }) };
   }
   const tree = await getJSON('/api/v1/profiles/flamegraph', {
     ...time, ...filters, span_name: state.get('span_name'), span_id: state.get('span_id'),
     trace_id: state.get('trace_id'), max_nodes: 50000,
   });
-  return { names, diff: false, tree };
+  return { names, types, type, diff: false, tree };
 }, render);
 
-function render({ names, tree, diff }) {
+function render({ names, types, type, tree, diff }) {
   serviceFilter.setChoices(names);
+  const label = (t) => ({ process_cpu: 'CPU', wall: 'Wall clock', memory: 'Memory' }[t] || t);
+  typeSelect.replaceChildren(...(types.length ? types : ['process_cpu']).map((t) => h('option', { value: t }, label(t))));
+  typeSelect.value = type || 'process_cpu';
   renderSpanBanner();
   clear($('#message'));
   const total = tree ? (diff ? tree.baseline + tree.comparison : tree.value) : 0;
