@@ -24,7 +24,8 @@ DEMO_DESCRIPTION = (
     "Start the llmlens server on the embedded store, a mock OpenAI-compatible LLM, a retriever over "
     "bundled help-center articles, a RAG chatbot and a traffic generator, as separate processes that "
     "all report to the server. The traffic plays three apps (a support bot, a sales assistant, an IT "
-    "helpdesk) with their departments, users, sessions and models, all answered by the mock. Prints the "
+    "helpdesk) with their departments, users, sessions and models, answered by the mock unless told "
+    "otherwise. Prints the "
     "UI address and each service's address, runs until Ctrl-C (or --duration), then stops every process "
     "it started and says how to open its data again. Each piece also runs alone: see the subcommands."
 )
