@@ -25,9 +25,9 @@ DEMO_DESCRIPTION = (
     "bundled help-center articles, a RAG chatbot and a traffic generator, as separate processes that "
     "all report to the server. The traffic plays three apps (a support bot, a sales assistant, an IT "
     "helpdesk) with their departments, users, sessions and models, answered by the mock unless told "
-    "otherwise. Prints the "
-    "UI address and each service's address, runs until Ctrl-C (or --duration), then stops every process "
-    "it started and says how to open its data again. Each piece also runs alone: see the subcommands."
+    "otherwise. Prints the UI address and each service's address, runs until Ctrl-C (or --duration), "
+    "then stops every process it started and says how to open its data again. Each piece also runs "
+    "alone: see the subcommands."
 )
 RETRIEVER_HELP = (
     "Serve vector search over the bundled help-center articles (deterministic local embedding, FAISS "
