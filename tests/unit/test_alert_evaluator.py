@@ -316,3 +316,31 @@ def test_a_budget_per_user_keeps_hundreds_of_groups_across_a_restart(store, rece
         await again.stop()
 
     asyncio.run(scenario())
+
+
+def test_stop_ends_the_loop_when_a_cancel_is_swallowed(store, receiver):
+    """Python 3.11's asyncio.wait_for drops a cancel that meets its inner task finishing (gh-86296;
+    the evaluator's queries run under it): one round eating the cancel must not keep the server
+    from stopping."""
+    ev = evaluator(store, [error_rule("stop-app", "StopRule")], receiver, Clock(NOW))
+    rounds = 0
+
+    async def evaluate_swallowing_one_cancel(now: datetime | None = None) -> None:
+        nonlocal rounds
+        rounds += 1
+        try:
+            await asyncio.sleep(1.0 if rounds == 1 else 0.05)
+        except asyncio.CancelledError:
+            if rounds > 1:
+                raise  # only the first round loses its cancel, as wait_for may
+
+    async def scenario() -> None:
+        ev.evaluate = evaluate_swallowing_one_cancel  # type: ignore[method-assign]
+        ev.interval_s = 0.01
+        await ev.start()
+        await asyncio.sleep(0.2)  # in the first round
+        done, _ = await asyncio.wait({asyncio.ensure_future(ev.stop())}, timeout=10)
+        assert done, "stop() did not return: the evaluator loop kept running"
+        assert ev._task is not None and ev._task.done()
+
+    asyncio.run(scenario())

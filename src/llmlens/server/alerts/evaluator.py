@@ -76,6 +76,7 @@ class Evaluator:
         self.last_duration_s = 0.0
         self._in_flight: set[tuple[str, str]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -96,14 +97,19 @@ class Evaluator:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
+            self._stopping = True
+            # Python 3.11's wait_for swallows a cancel that meets a query finishing (gh-86296): cancel
+            # until the task ends (the flag ends the loop after that round in any case).
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.notifier.close()
         self.state.close()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             try:
                 await self.evaluate()
