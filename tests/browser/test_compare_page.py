@@ -41,6 +41,11 @@ def test_tick_two_traces_and_compare_them(page, seeded_server) -> None:
     assert tokens_row[1:3] == [f"{first.input_tokens:,}", f"{second.input_tokens:,}"]
     delta = totals.locator("tr[data-total='input-tokens'] .delta").get_attribute("data-delta")
     assert float(delta) == second.input_tokens - first.input_tokens == result["difference"]["input_tokens"]
+    cost = totals.locator("tr[data-total='cost'] td").all_inner_texts()
+    if "acme-llm-1" in (first.model, second.model):  # no known price: no cost difference either
+        assert "unpriced" in cost[1] + cost[2] and cost[3] == "—" and result["difference"]["cost_usd"] is None
+    else:
+        assert result["difference"]["cost_usd"] is not None and cost[3] != "—"
 
     rows = page.locator("[data-testid='aligned-table'] tbody tr")
     assert rows.count() == len(result["rows"]) == 3

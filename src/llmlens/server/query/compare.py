@@ -44,12 +44,14 @@ async def compare_traces(store: Store, trace_a: str, trace_b: str) -> dict[str, 
             raise TraceNotFound(side, trace_id)
     rows = align(a["spans"], b["spans"])
     summary_a, summary_b = _summary(a["trace_id"], _Tree(a["spans"])), _summary(b["trace_id"], _Tree(b["spans"]))
+    difference = _differences(summary_a, summary_b, ("duration_ms", "span_count", "error_count", "llm_calls",
+                                                     "input_tokens", "output_tokens", "cost_usd"))
+    if summary_a["unpriced_calls"] or summary_b["unpriced_calls"]:
+        difference["cost_usd"] = None  # a sum without the unpriced calls' cost is no cost to subtract
     return {
         "a": summary_a,
         "b": summary_b,
-        "difference": _differences(summary_a, summary_b,
-                                   ("duration_ms", "span_count", "error_count", "llm_calls", "input_tokens",
-                                    "output_tokens", "cost_usd")),
+        "difference": difference,
         "counts": {"matched": sum(r["match"] == "both" for r in rows),
                    "only_a": sum(r["match"] == "only_a" for r in rows),
                    "only_b": sum(r["match"] == "only_b" for r in rows)},

@@ -1,7 +1,7 @@
 // The overview's quality panel: each score name of the range with its count and mean, linked to the
 // quality view (GET /api/v1/quality). Loaded beside overview.js; it marks its own panel when done.
 import { getJSON } from './lib/api.js';
-import { $, clear, h, showError } from './lib/dom.js';
+import { $, clear, h } from './lib/dom.js';
 import * as f from './lib/format.js';
 import * as state from './lib/state.js';
 import { table } from './lib/table.js';
@@ -21,7 +21,8 @@ async function load() {
         rowAttrs: (n) => ({ 'data-name': n.name }) })
       : h('p', { class: 'muted' }, 'No quality scores in this range.'));
   } catch (error) {
-    showError(panel.querySelector('.body'), error);
+    // the overview reports the same failure in its own message box; here a short note is enough
+    clear(panel.querySelector('.body'), h('p', { class: 'muted' }, `Scores could not be loaded: ${error.message}`));
   }
   panel.dataset.loaded = 'true';
 }
