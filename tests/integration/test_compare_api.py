@@ -215,3 +215,22 @@ def test_typical_trace_errors(chats: Chats) -> None:
         answer = httpx.get(url, params=params, timeout=30)
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"]["parameter"] == parameter
+
+
+def test_the_demo_sdk_duration_histogram_in_the_metrics_explorer(chats: Chats) -> None:
+    """The same demo run's real OTLP metrics (the llmlens SDK's gen_ai.client.operation.duration, a
+    cumulative histogram): the explorer's counts per bucket add up to the points' own totals, and the
+    percentiles lie within the bucket bounds the SDK used."""
+    name = "gen_ai.client.operation.duration"
+    url = chats.server.url
+    result = httpx.get(url + "/api/v1/metrics/query", params={"name": name, "start": "-1h",
+                                                              "group_by": "gen_ai.request.model"}, timeout=30).json()
+    assert result["type"] == "histogram" and result["temporality"] == "cumulative" and result["unit"] == "s"
+    lines = {line["labels"]["gen_ai.request.model"]: line for line in result["series"]}
+    assert "gpt-4o-mini" in lines
+    raw = httpx.get(f"{url}/api/v1/metrics/{name}/series", params={"start": "-1h"}, timeout=30).json()["series"]
+    totals = sum(s["points"][-1]["count"] for s in raw if s["attributes"].get("gen_ai.request.model") == "gpt-4o-mini")
+    counts = [c for c in lines["gpt-4o-mini"]["values"]["count"] if c is not None]
+    assert sum(counts) == totals >= 2  # the answered calls and the failed one
+    p50 = [v for v in lines["gpt-4o-mini"]["values"]["p50"] if v is not None]
+    assert p50 and all(0 < v <= 10 for v in p50)

@@ -17,6 +17,7 @@ from llmlens.server.api.alerts_routes import router as alerts_router
 from llmlens.server.api.auth import ApiKeyMiddleware
 from llmlens.server.api.compare_routes import router as compare_router
 from llmlens.server.api.errors import install_error_handlers
+from llmlens.server.api.metric_explorer_routes import router as metric_explorer_router
 from llmlens.server.api.metrics_routes import router as metrics_router
 from llmlens.server.api.profiles_routes import router as profiles_router
 from llmlens.server.api.quality_routes import router as quality_router
@@ -103,6 +104,7 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     app.include_router(compare_router)  # before api_router: its /traces/{trace_id} would take these paths
     app.include_router(api_router)
     app.include_router(quality_router)
+    app.include_router(metric_explorer_router)
     app.include_router(alerts_router, tags=["alerts"])
     app.include_router(search_router, tags=["traces"])
     app.include_router(services_router)

@@ -19,6 +19,7 @@ PAGES = {
     "sessions": ("/sessions", "Sessions"),
     "logs": ("/logs", "Logs"),
     "costs": ("/costs", "Costs"),
+    "metrics": ("/explore/metrics", "Metrics"),
     "alerts": ("/alerts", "Alerts"),
     "profiles": ("/profiles", "Profiles"),
     "sql": ("/sql", "SQL"),

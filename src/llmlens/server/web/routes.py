@@ -49,6 +49,12 @@ async def quality(request: Request) -> HTMLResponse:
     return render(request, "quality.html", nav="overview", title="Quality")
 
 
+@router.get("/explore/metrics", response_class=HTMLResponse)
+async def explore_metrics(request: Request) -> HTMLResponse:
+    """The OTLP metrics explorer (/metrics is the Prometheus endpoint)."""
+    return render(request, "explore_metrics.html", nav="metrics", title="Metrics")
+
+
 @router.get("/services", response_class=HTMLResponse)
 async def services(request: Request) -> HTMLResponse:
     return render(request, "services.html", nav="services", title="Services")

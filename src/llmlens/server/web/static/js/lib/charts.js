@@ -26,9 +26,9 @@ function noData(el, title) {
 
 /**
  * A time-series chart. buckets: ISO strings; series: [{label, values, fmt, scale ('y'|'y2'), color}].
- * Null values leave gaps.
+ * Null values leave gaps, unless spanGaps (points reported less often than the step, e.g. OTLP metrics).
  */
-export function timeChart(el, { title, buckets, series, fmt = String, fmt2 = String, bars = false }) {
+export function timeChart(el, { title, buckets, series, fmt = String, fmt2 = String, bars = false, spanGaps = false }) {
   if (!buckets.length || series.every((s) => s.values.every((v) => v === null || v === undefined))) {
     noData(el, title);
     return null;
@@ -50,7 +50,7 @@ export function timeChart(el, { title, buckets, series, fmt = String, fmt2 = Str
       label: s.label, scale: s.scale || 'y', stroke: s.color || PALETTE[i % PALETTE.length], width: 1.6,
       fill: bars ? (s.color || PALETTE[i % PALETTE.length]) + '55' : undefined,
       paths: bars ? window.uPlot.paths.bars({ size: [0.7, 40] }) : undefined,
-      value: (u, v) => (s.fmt || fmt)(v), spanGaps: false,
+      value: (u, v) => (s.fmt || fmt)(v), spanGaps,
     }))],
   }, [xs, ...series.map((s) => s.values.map((v) => (v === undefined ? null : v)))], el));
 }
