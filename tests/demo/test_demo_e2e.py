@@ -216,6 +216,31 @@ def test_traffic_covers_models_providers_apps_users_and_sessions(demo: DemoRun) 
     assert len({s["users"][0] for s in sessions}) >= 5
 
 
+def test_streamed_conversations_send_their_history(demo: DemoRun) -> None:
+    def history_per_turn(session_id: str) -> list[int] | None:
+        """History messages the chatbot got at each turn, once every turn's chatbot spans are in."""
+        turns = sorted(demo.api(f"/api/v1/sessions/{session_id}")["traces"], key=lambda t: t["turn"])
+        if {t["root_name"] for t in turns} != {"POST /api/chat"}:
+            return None
+        found = []
+        for turn in turns:
+            spans = demo.api(f"/api/v1/traces/{turn['trace_id']}")["spans"]
+            built = [s for s in spans if s["name"] == "build context"]
+            if not built:
+                return None
+            found.append(int(built[0]["attributes"]["rag.history.messages"]))
+        return found
+
+    def streamed_conversation() -> list[int] | None:
+        for session in demo.api("/api/v1/sessions", start="-1h", limit=100)["items"]:
+            if session["turns"] >= 3 and not session["errors"] and (found := history_per_turn(session["session_id"])):
+                return found
+        return None
+
+    history = _poll("a streamed multi-turn session", streamed_conversation)
+    assert history == [2 * i for i in range(len(history))]  # each turn sends the earlier questions and answers
+
+
 def test_streamed_calls_record_time_to_first_token(demo: DemoRun) -> None:
     def streamed() -> dict[str, Any] | None:
         for trace in _traces(demo, status="ok"):

@@ -133,10 +133,21 @@ async def long(ctx: ScenarioContext) -> None:
 
 
 async def multi_turn(ctx: ScenarioContext) -> None:
+    """A conversation of 3 to 5 turns: on /v1/chat (the chatbot keeps the history), or streamed on
+    /api/chat, where the client sends the history back each turn as OpenAI-style clients do."""
     session_id = _new_session()
     turns = [*ctx.rng.choice(CONVERSATIONS), *ctx.rng.sample(FOLLOW_UPS, ctx.rng.randint(0, 2))]
+    streamed = ctx.rng.random() < 0.4
+    messages: list[dict[str, str]] = []
     for turn in turns:
-        if not await _v1_chat(ctx, session_id, turn):
+        if streamed:
+            messages.append({"role": "user", "content": turn})
+            answer = await _api_chat(ctx, session_id, messages, stream=True)
+            ok = answer is not None
+            messages.append({"role": "assistant", "content": answer or ""})
+        else:
+            ok = await _v1_chat(ctx, session_id, turn)
+        if not ok:
             return  # a real user gives up when the bot fails
 
 
@@ -190,27 +201,29 @@ async def _post(ctx: ScenarioContext, path: str, body: dict[str, Any], session_i
 
 async def _api_chat(
     ctx: ScenarioContext, session_id: str, messages: list[dict[str, str]], stream: bool, large: bool = False
-) -> bool:
+) -> str | None:
+    """Ask on /api/chat (streamed: server-sent chunks); the answer's text, or None when it failed."""
     body: dict[str, Any] = {"messages": messages, "stream": stream, "user": ctx.user_id, "session_id": session_id}
     if model := ctx.model(large):
         body["model"] = model
     start = time.perf_counter()
+    parts: list[str] = []
     async with _request(ctx, "/api/chat", session_id) as (span, headers):
         try:
             async with ctx.client.stream("POST", "/api/chat", json=body, headers=headers) as response:
                 status, ok = _answered(span, response.status_code), response.is_success
                 async for line in response.aiter_lines():
-                    if (
-                        ok
-                        and line.startswith("data: {")
-                        and '"error"' in line
-                        and "error" in json.loads(line[6:])
-                    ):
+                    if not (ok and line.startswith("data: {")):
+                        continue
+                    event = json.loads(line[6:])
+                    if "error" in event:
                         status, ok = _failed(span, "stream_error"), False
+                    for choice in event.get("choices", ()):
+                        parts.append((choice.get("delta") or {}).get("content") or "")
         except httpx.HTTPError as exc:
             status, ok = _failed(span, exc.__class__.__name__), False
     ctx.record(RequestResult(ctx.scenario, "/api/chat", status, ok, time.perf_counter() - start))
-    return ok
+    return "".join(parts) if ok else None
 
 
 _tracer = trace.get_tracer("llmlens.demo.traffic")
