@@ -3,7 +3,8 @@
     python -m tests.browser.demo_screenshots [--minutes 4]
 
 Starts the demo on free ports in a temporary folder, lets its traffic run, photographs the overview,
-the costs page and one trace in Chromium at 1280 px, then stops the demo with Ctrl-C's signal.
+the costs and sessions pages and one trace in Chromium at 1280 px, then stops the demo with Ctrl-C's
+signal.
 Not a test (nothing is asserted); it uses the browser tests' Chromium setup.
 """
 
@@ -62,9 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         try:
             time.sleep(args.minutes * 60)
             server = state["server"]
-            pages = {
-                "overview": "/?range=15m",
-                "costs": "/costs?range=15m",
+            pages = {  # each page on the range it opens with (picked from the data), as a user sees it
+                "overview": "/",
+                "costs": "/costs",
+                "sessions": "/sessions",
                 "trace": f"/traces/{a_complete_trace(server)}",
             }
             with sync_playwright() as playwright:
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                 for name, path in pages.items():
                     page.goto(server + path)
                     page.wait_for_selector("body[data-ready='ok']")
-                    page.screenshot(path=str(OUT / f"{name}.png"), full_page=name != "trace")
+                    page.screenshot(path=str(OUT / f"{name}.png"), full_page=name not in ("trace", "sessions"))
                     print(f"wrote {OUT / f'{name}.png'}")
                 browser.close()
         finally:
