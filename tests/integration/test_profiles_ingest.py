@@ -184,6 +184,15 @@ def test_diff_of_two_known_profiles(llmlens_server: ServerProcess) -> None:
 
     assert (tree["baseline"], tree["comparison"]) == (10, 10)
     assert both(tree) == {M: (10, 0, 10, 0, {W: (8, 8, 4, 3, {L: (0, 0, 1, 1, {})}), OT: (2, 2, 6, 6, {})})}
+    # With no baseline given: the range against the one of the same length before it.
+    answer = llmlens_server.get("/api/v1/profiles/diff", service=service, start=iso(late - 100), end=iso(late + 100))
+    assert (answer.json()["baseline"], answer.json()["comparison"]) == (0, 10)
+    answer = llmlens_server.get("/api/v1/profiles/diff", service=service, start=iso(late - 2900), end=iso(late + 100))
+    assert (answer.json()["baseline"], answer.json()["comparison"]) == (10, 10)  # early falls in the period before
+    # Every service's samples when no service is named.
+    services = llmlens_server.get("/api/v1/profiles/services", start="-2h", end="now").json()["services"]
+    everything = sum(s["value"] for s in services if s["profile_type"] == "process_cpu")
+    assert flamegraph(llmlens_server, "")["value"] == everything >= 20
     # The same by span names over one range.
     answer = llmlens_server.get("/api/v1/profiles/diff", service=service, start="-2h",
                                 baseline_span_name="nope", comparison_span_name="nope")
@@ -191,14 +200,20 @@ def test_diff_of_two_known_profiles(llmlens_server: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("params", [
-    {}, {"service": ""}, {"service": "x", "start": "yesterday"}, {"service": "x", "span_id": "xyz"},
+    {"service": "x" * 2000}, {"service": "x", "start": "yesterday"}, {"service": "x", "span_id": "xyz"},
     {"service": "x", "trace_id": "12"}, {"service": "x", "max_nodes": "0"}, {"service": "x", "start": "-1m", "end": "-1h"},
+    {"profile_type": "x" * 200},
 ])
-def test_bad_query_parameters_get_400(llmlens_server: ServerProcess, params: dict) -> None:
-    answer = llmlens_server.get("/api/v1/profiles/flamegraph", **params)
-    assert answer.status_code == 400, answer.text
-    assert answer.json()["error"]["message"]
-    assert llmlens_server.get("/api/v1/profiles/diff", service="x").status_code == 400
+def test_bad_query_parameters_get_400_naming_them(llmlens_server: ServerProcess, params: dict) -> None:
+    diff_takes = {"service", "start", "end", "profile_type", "thread", "max_nodes"}
+    for path in ("/api/v1/profiles/flamegraph", "/api/v1/profiles/diff"):
+        if path.endswith("diff") and not set(params) <= diff_takes:
+            continue
+        answer = llmlens_server.get(path, **params)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["parameter"] in params
+    answer = llmlens_server.get("/api/v1/profiles/diff", service="x", baseline_start="soon")
+    assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "baseline_start"
 
 
 def _deep_pprof(depth: int) -> bytes:

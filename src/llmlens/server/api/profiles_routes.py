@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 
 from llmlens.server.errors import BadParameter
 from llmlens.server.query import profiles as profiles_query
-from llmlens.server.query.window import Window, parse_window
+from llmlens.server.query.window import EARLIEST, Window, parse_window
 
 router = APIRouter(tags=["profiles"])
 
 Start = Annotated[str | None, Query(description="RFC 3339 time or relative like -1h; default -1h", max_length=64)]
 End = Annotated[str | None, Query(description="RFC 3339 time or relative like -5m; default now", max_length=64)]
-Service = Annotated[str, Query(description="the service whose samples to read", min_length=1, max_length=1024)]
+Service = Annotated[str | None, Query(description="the service whose samples to read (default: every service's)",
+                                       max_length=1024)]
 ProfileType = Annotated[str, Query(description="process_cpu (CPU samples), wall, memory, ...", max_length=128)]
 SpanName = Annotated[str | None, Query(description="only samples inside spans of this name (and the spans "
                                                     "below them)", max_length=1024)]
@@ -28,10 +29,10 @@ MaxNodes = Annotated[int, Query(ge=1, le=profiles_query.MAX_NODES,
                                 description="at most this many nodes; the lightest are left out")]
 
 
-def _selection(service: str, window: Window, profile_type: str, span_name: str | None, trace_id: str | None,
+def _selection(service: str | None, window: Window, profile_type: str, span_name: str | None, trace_id: str | None,
                span_id: str | None, thread: str | None) -> profiles_query.Selection:
     return profiles_query.Selection(
-        service=service, window=window, profile_type=profile_type or "process_cpu", span_name=span_name or None,
+        service=service or None, window=window, profile_type=profile_type or "process_cpu", span_name=span_name or None,
         trace_id=profiles_query.hex_id(trace_id, 32, "trace_id"),
         span_id=profiles_query.hex_id(span_id, 16, "span_id"), thread=thread or None)
 
@@ -44,7 +45,7 @@ async def profile_services(request: Request, start: Start = None, end: End = Non
 
 
 @router.get("/api/v1/profiles/flamegraph")
-async def flamegraph(request: Request, service: Service, start: Start = None, end: End = None,
+async def flamegraph(request: Request, service: Service = None, start: Start = None, end: End = None,
                      profile_type: ProfileType = "process_cpu", span_name: SpanName = None,
                      trace_id: TraceId = None, span_id: SpanId = None, thread: Thread = None,
                      max_nodes: MaxNodes = profiles_query.DEFAULT_MAX_NODES) -> Any:
@@ -57,7 +58,7 @@ async def flamegraph(request: Request, service: Service, start: Start = None, en
 
 @router.get("/api/v1/profiles/diff")
 async def diff(
-    request: Request, service: Service,
+    request: Request, service: Service = None,
     baseline_start: Annotated[str | None, Query(description="the baseline range's start (default: start)",
                                                 max_length=64)] = None,
     baseline_end: Annotated[str | None, Query(description="the baseline range's end (default: end)",
@@ -71,21 +72,26 @@ async def diff(
     max_nodes: MaxNodes = profiles_query.DEFAULT_MAX_NODES,
 ) -> Any:
     """Two selections of one service's samples in one tree: baseline and comparison time ranges, or
-    two span names over one range (`start`, `end`). Each node has `baseline`, `comparison` (totals),
+    two span names over one range (`start`, `end`); with none of these, the range (`start`, `end`)
+    against the one of the same length before it. Each node has `baseline`, `comparison` (totals),
     `baseline_self`, `comparison_self`, and `value` (their sum)."""
-    if not (baseline_start or comparison_start or baseline_span_name or comparison_span_name):
-        raise BadParameter("baseline_start", "give a baseline and a comparison: baseline_start/baseline_end and "
-                                             "comparison_start/comparison_end, or baseline_span_name and "
-                                             "comparison_span_name")
-    base_window = _window(baseline_start or start, baseline_end or end, "baseline")
-    comp_window = _window(comparison_start or start, comparison_end or end, "comparison")
+    comp_window = _window("comparison", start, end, comparison_start, comparison_end)
+    if baseline_start or baseline_end or comparison_start or comparison_end or baseline_span_name \
+            or comparison_span_name:
+        base_window = _window("baseline", start, end, baseline_start, baseline_end)
+    else:  # the period before
+        base_window = Window(max(EARLIEST, comp_window.start - (comp_window.end - comp_window.start)), comp_window.start)
     baseline = _selection(service, base_window, profile_type, baseline_span_name, None, None, thread)
     comparison = _selection(service, comp_window, profile_type, comparison_span_name, None, None, thread)
     return JSONResponse(await profiles_query.diff(request.app.state.store, baseline, comparison, max_nodes))
 
 
-def _window(start: str | None, end: str | None, side: str) -> Window:
+def _window(side: str, start: str | None, end: str | None, side_start: str | None, side_end: str | None) -> Window:
+    """One side's range: its own start/end, else the request's; an error names the parameter given."""
     try:
-        return parse_window(start, end, default="-1h")
+        return parse_window(side_start or start, side_end or end, default="-1h")
     except BadParameter as exc:
-        raise BadParameter(f"{side}_{exc.parameter}", f"{side}: {exc}") from None
+        name = exc.parameter or "start"
+        if (side_start if name == "start" else side_end) is not None:
+            raise BadParameter(f"{side}_{name}", f"{side}_{name}: {exc}") from None
+        raise

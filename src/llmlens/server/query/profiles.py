@@ -37,9 +37,10 @@ _HEX = frozenset("0123456789abcdef")
 
 @dataclass(frozen=True)
 class Selection:
-    """Which samples: a service's, in a window, of one profile type, with optional filters."""
+    """Which samples: a service's (every service's when None), in a window, of one profile type, with
+    optional filters."""
 
-    service: str
+    service: str | None
     window: Window
     profile_type: str = "process_cpu"
     span_name: str | None = None
@@ -99,9 +100,11 @@ async def _stack_counts(store: Store, selection: Selection) -> dict[int, int]:
 
 
 async def _sample_filter(store: Store, s: Selection) -> tuple[str, dict[str, Any]]:
-    where = ["ServiceName = {service:String}", "ProfileType = {ptype:String}",
-             "Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)}"]
-    params: dict[str, Any] = {"service": s.service, "ptype": s.profile_type, **s.window.params()}
+    where = ["ProfileType = {ptype:String}", "Timestamp BETWEEN {start:DateTime64(9)} AND {end:DateTime64(9)}"]
+    params: dict[str, Any] = {"ptype": s.profile_type, **s.window.params()}
+    if s.service is not None:
+        where.append("ServiceName = {service:String}")
+        params["service"] = s.service
     if s.thread:
         where.append("ThreadName = {thread:String}")
         params["thread"] = s.thread
@@ -135,11 +138,12 @@ async def _span_and_below(store: Store, s: Selection) -> set[str]:
 
 
 async def _spans_named(store: Store, s: Selection) -> set[str]:
-    """Every span of the name in the service and window, and the spans below them."""
-    params = {"service": s.service, "name": s.span_name, "start": s.window.params()["start"],
+    """Every span of the name in the service (any service when None) and window, and the spans below them."""
+    params = {"service": s.service or "", "name": s.span_name, "start": s.window.params()["start"],
               "end": s.window.params()["end"], "limit": MAX_SPANS}
+    of_service = "" if s.service is None else "ServiceName = {service:String} AND "
     named = await store.fetch(
-        "SELECT TraceId, SpanId FROM otel_traces WHERE ServiceName = {service:String} AND SpanName = {name:String} "
+        f"SELECT TraceId, SpanId FROM otel_traces WHERE {of_service}SpanName = {{name:String}} "
         "AND Timestamp BETWEEN {start:DateTime64(9)} - INTERVAL 1 HOUR AND {end:DateTime64(9)} LIMIT {limit:UInt32}",
         params)
     if not named:
