@@ -140,3 +140,82 @@ def test_overview_request_rate_is_over_the_time_with_calls(rated) -> None:
     assert one["requests"] == 1 and one["request_rate_per_s"] is None
     nothing = get(server, "/api/v1/overview", start="-1h", service="nobody")["totals"]
     assert nothing["requests"] == 0 and nothing["request_rate_per_s"] is None
+
+
+# --- paging -----------------------------------------------------------------------------------
+
+def pages(server: ServerProcess, path: str, size: int, **params: Any) -> list[list[dict[str, Any]]]:
+    """Every page of a list, following next_cursor until it is null."""
+    out, cursor = [], None
+    while True:
+        body = get(server, path, limit=size, **params, **({"cursor": cursor} if cursor else {}))
+        out.append(body["items"])
+        cursor = body["next_cursor"]
+        if not cursor:
+            return out
+        assert len(out) < 100, "paging does not end"
+
+
+@pytest.mark.parametrize("size", [1, 7, 39, 40, 41])
+def test_search_pages_are_the_whole_result_once(rated, size: int) -> None:
+    server, first, n = rated
+    window = {"start": (first - timedelta(minutes=1)).isoformat(), "end": (first + timedelta(minutes=3)).isoformat()}
+    q = '{ resource.service.name = "rated" && span.gen_ai.request.model = "gpt-4o-mini" }'
+    whole = get(server, "/api/v1/search", q=q, limit=1000, **window)
+    assert len(whole["items"]) == n and whole["next_cursor"] is None
+    got = pages(server, "/api/v1/search", size, q=q, **window)
+    assert [len(p) for p in got[:-1]] == [size] * (len(got) - 1) and 0 < len(got[-1]) <= size
+    ids = [item["trace_id"] for page in got for item in page]
+    assert ids == [item["trace_id"] for item in whole["items"]]  # same order, no duplicates, no gaps
+    assert len(set(ids)) == n
+    # Newest matching span first.
+    starts = [item["start_time"] for page in got for item in page]
+    assert starts == sorted(starts, reverse=True)
+
+
+def test_search_cursor_after_spanset_conditions_and_errors(rated) -> None:
+    server, first, n = rated
+    window = {"start": (first - timedelta(minutes=1)).isoformat(), "end": (first + timedelta(minutes=3)).isoformat()}
+    q = '{ resource.service.name = "rated" } && { span.gen_ai.request.model = "gpt-4o-mini" }'
+    got = pages(server, "/api/v1/search", 9, q=q, **window)
+    assert sum(len(p) for p in got) == n and len(got) == 5
+    for bad in ["", "not-base64!", "WyJ4Il0", "eyJhIjoxfQ"]:
+        answer = httpx.get(server.url + "/api/v1/search", params={"q": q, "cursor": bad, **window}, timeout=30)
+        assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "cursor", (bad, answer.text)
+
+
+def test_logs_pages_keep_lines_of_one_instant(llmlens_server: ServerProcess) -> None:
+    at = int((datetime.now(UTC) - timedelta(minutes=30)).timestamp()) * SECOND
+    # 30 lines: three at each of ten instants (a line has no id; the paging key must still tell them apart).
+    records = [make_log(f"paged line {i}-{j}", time_ns=at + i * SECOND) for i in range(10) for j in range(3)]
+    assert post(llmlens_server.url, "logs", log_request(records, service="paged")).status_code == 200
+    assert eventually(lambda: len(get(llmlens_server, "/api/v1/logs", service="paged", limit=1000,
+                                      start="-1h")["items"]) == 30)
+    for size in (1, 4, 30):
+        got = pages(llmlens_server, "/api/v1/logs", size, service="paged", start="-1h")
+        bodies = [line["body"] for page in got for line in page]
+        assert sorted(bodies) == sorted(r.body.string_value for r in records), size
+        times = [line["time"] for page in got for line in page]
+        assert times == sorted(times, reverse=True)
+    answer = httpx.get(llmlens_server.url + "/api/v1/logs", params={"cursor": "WyJ4IiwiMSJd"}, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "cursor"
+
+
+def test_sessions_pages(llmlens_server: ServerProcess) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=40)
+    names = [f"paged-session-{i:02d}" for i in range(11)]
+    for i, name in enumerate(names):
+        # Sessions 0-3 end at the same instant: the session id orders them.
+        last = at + timedelta(seconds=0 if i < 4 else i)
+        send_calls(llmlens_server, [last - timedelta(seconds=30), last], service="sessions", session=name)
+    assert eventually(lambda: len(get(llmlens_server, "/api/v1/sessions", service="sessions", start="-1h",
+                                      limit=1000)["items"]) == len(names))
+    whole = [s["session_id"] for s in get(llmlens_server, "/api/v1/sessions", service="sessions", start="-1h",
+                                          limit=1000)["items"]]
+    assert whole == names[:3:-1] + names[:4]  # most recent first, ties by id
+    for size in (1, 3, 11):
+        got = pages(llmlens_server, "/api/v1/sessions", size, service="sessions", start="-1h")
+        assert [s["session_id"] for page in got for s in page] == whole, size
+        assert all(page[0]["turns"] == 2 for page in got)
+    answer = httpx.get(llmlens_server.url + "/api/v1/sessions", params={"cursor": "WyJ4Il0"}, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "cursor"

@@ -135,12 +135,14 @@ async def search_logs(
     q: Text = None,
     trace_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page", max_length=512)] = None,
 ) -> dict[str, Any]:
-    """Log records, newest first. With a trace_id and no start, searches the whole retention."""
+    """Log records, newest first, a page at a time (`next_cursor`). With a trace_id and no start,
+    searches the whole retention."""
     tid = traces_query.normalise_trace_id(trace_id) if trace_id else None
     window = parse_window(start, end, default="-30d" if tid else "-1h")
     return await logs_query.search_logs(request.app.state.store, window, service=service, severity=severity, text=q,
-                                        trace_id=tid, limit=limit)
+                                        trace_id=tid, limit=limit, cursor=cursor or None)
 
 
 @router.get("/api/v1/scores", tags=["llm"])

@@ -59,11 +59,12 @@ async def sessions(
     request: Request, start: str | None = _START, end: str | None = _END,
     service: str | None = None, app: str | None = None, user: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = Query(None, max_length=8192, description="next_cursor of the previous page"),
 ) -> Any:
-    """Conversations grouped by session id, most recently active first."""
+    """Conversations grouped by session id, most recently active first, a page at a time (`next_cursor`)."""
     window = parse_window(start, end, default="-7d")
     flt = LlmFilter.of(window, service=service, app=app, user=user)
-    return {"items": await sessions_query.list_sessions(request.app.state.store, flt, limit)}
+    return await sessions_query.list_sessions(request.app.state.store, flt, limit, cursor or None)
 
 
 @router.get("/api/v1/sessions/{session_id:path}")

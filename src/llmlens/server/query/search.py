@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from llmlens.server.query.traceql import CompiledQuery
-from llmlens.server.query.traces import add_unpriced_counts
+from llmlens.server.query.traces import add_unpriced_counts, decode_cursor, encode_cursor
 from llmlens.server.query.window import Window, rfc3339
 
 
@@ -23,9 +23,21 @@ LEFT JOIN (
     WHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}
 ) AS l ON l.TraceId = s.TraceId AND l.SpanId = s.SpanId"""
 
-# Matching traces first (newest matching span first), then their summaries from trace_index,
-# computed as GET /api/v1/traces computes them so both lists agree.
-_SEARCH_SQL = """
+# The matching traces, newest matching span first: one page of (time, trace id) keys past the cursor.
+# The cursor is on the aggregate, so it goes in HAVING: dropping newer rows in WHERE would lower the
+# max of a trace that matched after the cursor and bring it back.
+_MATCH_SQL = """
+SELECT s.TraceId AS trace_id, toString(max(s.Timestamp)) AS last_match
+FROM otel_traces AS s{join}
+WHERE s.Timestamp >= {start:DateTime64(9)} AND s.Timestamp < {end:DateTime64(9)} AND ({where})
+GROUP BY s.TraceId
+{having}
+ORDER BY max(s.Timestamp) DESC, s.TraceId DESC
+LIMIT {limit:UInt32}
+"""
+
+# Their summaries from trace_index, computed as GET /api/v1/traces computes them so both lists agree.
+_SUMMARY_SQL = """
 SELECT
     TraceId AS trace_id,
     max(RootService) AS root_service,
@@ -40,31 +52,42 @@ SELECT
     sum(CostUsd) AS cost_usd
 FROM trace_index
 WHERE Day >= toDate({start:DateTime64(9)}) - 1 AND Day <= toDate({end:DateTime64(9)})
-  AND TraceId IN (
-    SELECT s.TraceId
-    FROM otel_traces AS s{join}
-    WHERE s.Timestamp >= {start:DateTime64(9)} AND s.Timestamp < {end:DateTime64(9)} AND ({where})
-    GROUP BY s.TraceId{having}
-    ORDER BY max(s.Timestamp) DESC
-    LIMIT {limit:UInt32}
-  )
+  AND TraceId IN {ids:Array(String)}
 GROUP BY TraceId
-ORDER BY min(Start) DESC, TraceId DESC
 """
 
+_AFTER_CURSOR = ("(max(s.Timestamp) < {c_time:DateTime64(9)} "
+                 "OR (max(s.Timestamp) = {c_time:DateTime64(9)} AND s.TraceId < {c_trace:String}))")
 
-def search_sql(compiled: CompiledQuery) -> str:
-    """The full statement for a compiled query; only fixed text and compiled fragments go in."""
-    return (_SEARCH_SQL
+
+def search_sql(compiled: CompiledQuery, *, after_cursor: bool = False) -> str:
+    """The matching statement for a compiled query; only fixed text and compiled fragments go in."""
+    having = [f"({compiled.having})"] if compiled.having else []
+    if after_cursor:
+        having.append(_AFTER_CURSOR)
+    return (_MATCH_SQL
             .replace("{join}", _LLM_JOIN if compiled.uses_llm else "")
             .replace("{where}", compiled.where)
-            .replace("{having}", f"\n    HAVING {compiled.having}" if compiled.having else ""))
+            .replace("{having}", f"HAVING {' AND '.join(having)}" if having else ""))
 
 
-async def search_traces(store: Store, compiled: CompiledQuery, window: Window, limit: int) -> list[dict[str, Any]]:
-    params = {**compiled.params, **window.params(), "limit": limit}
-    rows = await store.fetch(search_sql(compiled), params)
-    return await add_unpriced_counts(store, [_item(row) for row in rows])
+async def search_traces(store: Store, compiled: CompiledQuery, window: Window, limit: int,
+                        cursor: str | None = None) -> dict[str, Any]:
+    """One page of matching traces, newest matching span first, and the cursor of the next page."""
+    params: dict[str, Any] = {**compiled.params, **window.params(), "limit": limit + 1}
+    if cursor is not None:
+        params["c_time"], params["c_trace"] = decode_cursor(cursor)
+    matched = await store.fetch(search_sql(compiled, after_cursor=cursor is not None), params)
+    page, more = matched[:limit], len(matched) > limit
+    if not page:
+        return {"items": [], "next_cursor": None}
+    rows = await store.fetch(_SUMMARY_SQL, {**window.params(), "ids": [m["trace_id"] for m in page]})
+    by_id = {row["trace_id"]: row for row in rows}
+    # A trace that started over a day before the window has no index row there: it is left out.
+    items = [_item(by_id[m["trace_id"]]) for m in page if m["trace_id"] in by_id]
+    last = page[-1]
+    return {"items": await add_unpriced_counts(store, items),
+            "next_cursor": encode_cursor(last["last_match"], last["trace_id"]) if more else None}
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:
@@ -81,3 +104,4 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
         "output_tokens": int(row["output_tokens"]),
         "cost_usd": round(float(row["cost_usd"]), 10),
     }
+

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from llmlens import semconv
+from llmlens.server.query import keyset
 from llmlens.server.query.llm_filter import LlmFilter
 from llmlens.server.query.overview import MODEL_EXPR
 from llmlens.server.query.search import Store
@@ -24,9 +25,14 @@ SELECT SessionId AS session_id, uniqExact(TraceId) AS turns, count() AS llm_call
        countIf(IsError) AS errors, countIf(NOT Priced) AS unpriced_requests,
        groupUniqArrayIf(5)(UserId, UserId != '') AS users,
        groupUniqArrayIf(5)(toString(App), App != '') AS apps,
-       groupUniqArrayIf(5)(toString({MODEL_EXPR}), {MODEL_EXPR} != '') AS models
+       groupUniqArrayIf(5)(toString({MODEL_EXPR}), {MODEL_EXPR} != '') AS models,
+       toString(max(Timestamp)) AS last_call
 FROM llm_calls WHERE {{where}} AND SessionId != ''
-GROUP BY SessionId ORDER BY max(Timestamp) DESC, session_id LIMIT {{limit:UInt32}}"""
+GROUP BY SessionId {{having}}
+ORDER BY max(Timestamp) DESC, session_id LIMIT {{limit:UInt32}}"""
+# Past a page's last session: keyset on (last call, session id), on the aggregate, hence in HAVING.
+_AFTER_CURSOR = ("HAVING max(Timestamp) < {c_time:DateTime64(9)} "
+                 "OR (max(Timestamp) = {c_time:DateTime64(9)} AND SessionId > {c_session:String})")
 
 TURNS_SQL = f"""
 SELECT TraceId AS trace_id, formatDateTime(min(Timestamp), {_TIME}) AS first_call,
@@ -62,9 +68,15 @@ WHERE Day >= toDate({{start:DateTime64(9)}}) - 1 AND Day <= toDate({{end:DateTim
 GROUP BY TraceId"""
 
 
-async def list_sessions(store: Store, flt: LlmFilter, limit: int) -> list[dict[str, Any]]:
-    rows = await store.fetch(LIST_SQL.replace("{where}", flt.where()), {**flt.params(), "limit": limit})
-    return [{
+async def list_sessions(store: Store, flt: LlmFilter, limit: int, cursor: str | None = None) -> dict[str, Any]:
+    """One page of sessions, most recently active first, and the cursor of the next page."""
+    params: dict[str, Any] = {**flt.params(), "limit": limit + 1}
+    if cursor is not None:
+        params["c_time"], params["c_session"] = keyset.decode(cursor, "time", "text")
+    sql = LIST_SQL.replace("{where}", flt.where()).replace("{having}", _AFTER_CURSOR if cursor is not None else "")
+    rows = await store.fetch(sql, params)
+    rows, more = rows[:limit], len(rows) > limit
+    items = [{
         "session_id": r["session_id"], "turns": int(r["turns"]), "llm_calls": int(r["llm_calls"]),
         "start_time": r["start_time"], "end_time": r["end_time"], "duration_ms": round(float(r["duration_ms"]), 3),
         "input_tokens": int(r["input_tokens"]), "output_tokens": int(r["output_tokens"]),
@@ -72,6 +84,8 @@ async def list_sessions(store: Store, flt: LlmFilter, limit: int) -> list[dict[s
         "unpriced_requests": int(r["unpriced_requests"]),
         "users": r["users"], "apps": r["apps"], "models": r["models"],
     } for r in rows]
+    next_cursor = keyset.encode(rows[-1]["last_call"], rows[-1]["session_id"]) if more else None
+    return {"items": items, "next_cursor": next_cursor}
 
 
 async def get_session(store: Store, window: Window, session_id: str) -> dict[str, Any] | None:

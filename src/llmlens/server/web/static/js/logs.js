@@ -21,11 +21,21 @@ for (const [key, input] of Object.entries(inputs)) {
   form.append(h('label', { for: input.id }, labels[key], input));
 }
 form.append(h('button', { type: 'submit', id: 'search-logs' }, 'Search'));
+const PAGE = 200;
 const currentFilters = () => Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)]));
-const load = latestOnly(
-  () => getJSON('/api/v1/logs', { ...state.timeParams(), ...currentFilters(), limit: 500 }),
-  (data) => { clear($('#message')); render(data.items, Object.values(currentFilters()).some(Boolean)); },
-);
+const fetchPage = (cursor) => getJSON('/api/v1/logs', { ...state.timeParams(), ...currentFilters(), limit: PAGE, cursor });
+let shown = [];
+let nextCursor = null;
+const show = (data, append) => {
+  shown = append ? [...shown, ...data.items] : data.items;
+  nextCursor = data.next_cursor || null;
+  clear($('#message'));
+  render(shown, Object.values(currentFilters()).some(Boolean));
+};
+const load = latestOnly(() => fetchPage(null), (data) => show(data, false));
+// The next page continues after the last line shown (a keyset cursor: new lines do not shift it).
+const more = latestOnly(() => fetchPage(nextCursor), (data) => show(data, true));
+$('#more').addEventListener('click', () => more());
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   state.update(Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])));
@@ -35,7 +45,8 @@ timebar(form, load);  // the first load, once the range is known
 
 
 function render(items, filtered) {
-  $('#result-count').textContent = `${items.length} line${items.length === 1 ? '' : 's'}${items.length >= 500 ? ' (newest 500)' : ''}`;
+  $('#result-count').textContent = `${f.int(items.length)} line${items.length === 1 ? '' : 's'}${nextCursor ? ', newest first (more available)' : ''}`;
+  $('#more').hidden = !nextCursor;
   if (!items.length) {
     emptyState($('#results'), filtered ? 'No log lines match these filters in this time range.' : 'No logs in this time range yet.',
       ...(filtered ? [] : otelHint()));

@@ -15,12 +15,21 @@ for (const [key, label] of [['service', 'Service'], ['app', 'App'], ['user', 'Us
   form.append(h('label', { for: `f-${key}` }, label, inputs[key]));
 }
 form.append(h('button', { type: 'submit' }, 'Apply'));
-const load = latestOnly(
-  () => getJSON('/api/v1/sessions', {
-    ...state.timeParams(), ...Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)])), limit: 200,
-  }),
-  (data) => { clear($('#message')); render(data.items); },
-);
+const PAGE = 100;
+const fetchPage = (cursor) => getJSON('/api/v1/sessions', {
+  ...state.timeParams(), ...Object.fromEntries(Object.keys(inputs).map((k) => [k, state.get(k)])), limit: PAGE, cursor,
+});
+let shown = [];
+let nextCursor = null;
+const show = (data, append) => {
+  shown = append ? [...shown, ...data.items] : data.items;
+  nextCursor = data.next_cursor || null;
+  clear($('#message'));
+  render(shown);
+};
+const load = latestOnly(() => fetchPage(null), (data) => show(data, false));
+const more = latestOnly(() => fetchPage(nextCursor), (data) => show(data, true));
+$('#more').addEventListener('click', () => more());
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   state.update(Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value.trim()])));
@@ -30,7 +39,8 @@ timebar(form, load);  // the first load, once the range is known
 
 
 function render(items) {
-  $('#result-count').textContent = `${items.length} session${items.length === 1 ? '' : 's'}`;
+  $('#result-count').textContent = `${f.int(items.length)} session${items.length === 1 ? '' : 's'}${nextCursor ? ' (more available)' : ''}`;
+  $('#more').hidden = !nextCursor;
   if (!items.length) {
     emptyState($('#results'), 'No sessions in this time range.', h('p', {},
       'Calls are grouped into sessions by their session id: set ', h('code', {}, 'session.id'), ' or ',

@@ -11,10 +11,14 @@ import { timebar } from './lib/timebar.js';
 const EXAMPLES = [
   '{ duration > 2s }',
   '{ status = error }',
-  '{ span.gen_ai.request.model = "gpt-4o-mini" && status = error }',
-  '{ resource.service.name = "chatbot" && span.gen_ai.usage.input_tokens > 100 }',
+  '{ span.gen_ai.usage.input_tokens > 100 }',
   '{ name =~ "retriev.*" } && { span.gen_ai.operation.name = "chat" }',
   '{ cost > 0.001 || ttft > 500ms }',
+];
+// Examples naming a service and a model take the busiest of this store's (a made-up name finds nothing).
+const NAMED_EXAMPLES = [
+  ({ model }) => `{ span.gen_ai.request.model = ${JSON.stringify(model)} && status = error }`,
+  ({ service }) => `{ resource.service.name = ${JSON.stringify(service)} && span.gen_ai.usage.input_tokens > 100 }`,
 ];
 const FILTERS = [
   ['service', 'Service', 'text'], ['name', 'Span name', 'text'], ['model', 'Model', 'text'],
@@ -27,8 +31,12 @@ let nextCursor = null;
 let generation = 0;
 
 qBox.value = state.get('q');
-$('#examples').append(h('span', { class: 'muted' }, 'Examples:'), ...EXAMPLES.map((example) => h('button', {
-  type: 'button', onclick: () => { qBox.value = example; runQuery(); } }, example)));
+const exampleChip = (example) => h('button', { type: 'button', onclick: () => { qBox.value = example; runQuery(); } }, example);
+$('#examples').append(h('span', { class: 'muted' }, 'Examples:'), ...EXAMPLES.map(exampleChip));
+getJSON('/api/v1/llm/stats', { start: '-24h', group_by: ['service', 'model'] }).then((stats) => {
+  const top = stats.groups.find((g) => g.service && g.model);
+  if (top) $('#examples').append(...NAMED_EXAMPLES.map((make) => exampleChip(make(top))));
+}).catch(() => { /* the examples without names remain */ });
 $('#query-form').addEventListener('submit', (event) => { event.preventDefault(); runQuery(); });
 qBox.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); runQuery(); }
@@ -66,7 +74,7 @@ async function load(append = false) {
   try {
     let data;
     if (q) {
-      data = await getJSON('/api/v1/search', { q, ...time, limit: 100 });
+      data = await getJSON('/api/v1/search', { q, ...time, limit: 50, cursor: append ? nextCursor : null });
     } else {
       const filters = Object.fromEntries(FILTERS.map(([k]) => [k, state.get(k)]));
       data = await getJSON('/api/v1/traces', { ...filters, ...time, limit: 50, cursor: append ? nextCursor : null });
@@ -103,7 +111,8 @@ function render(data, append, q) {
     { key: 'start_time', label: 'Start', render: (r) => f.time(r.start_time) },
     { key: 'root_service', label: 'Service', render: (r) => r.root_service || f.dash },
     { key: 'root_name', label: 'Root span', render: (r) => h('a', { href: `/traces/${encodeURIComponent(r.trace_id)}`,
-      'data-trace-link': r.trace_id }, r.root_name || f.shortId(r.trace_id)) },
+      'data-trace-link': r.trace_id }, r.root_name || h('span', { class: 'muted', 'data-no-root': '' },
+      `root span not received yet · ${f.shortId(r.trace_id)}`)) },
     { key: 'duration_ms', label: 'Duration', num: true, render: (r) => f.ms(r.duration_ms) },
     { key: 'span_count', label: 'Spans', num: true, render: (r) => f.int(r.span_count) },
     { key: 'llm_calls', label: 'LLM calls', num: true, render: (r) => f.int(r.llm_calls) },
