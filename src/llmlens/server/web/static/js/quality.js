@@ -53,6 +53,7 @@ function render({ data, all }) {
     tile('max', 'Highest', f.num(max, 3), max));
   timeChart($('#chart-series'), {
     title: `Mean ${data.name} by ${data.group_by}`, buckets: data.buckets, fmt: (v) => f.num(v, 3),
+    spanGaps: true,  // scores come with answers, not every bucket has one
     series: data.series.map((s) => ({ label: s.key || `(no ${data.group_by})`, values: s.avg })),
   });
   barChart($('#chart-distribution'), {
