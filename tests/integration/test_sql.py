@@ -19,7 +19,14 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from tests.endpoint_process import EndpointProcess
 from tests.grafana_queries import clickhouse_sql, clickhouse_targets
-from tests.integration.otlp_requests import log_request, make_log, make_span, post, trace_request
+from tests.integration.otlp_requests import (
+    log_request,
+    make_log,
+    make_span,
+    metrics_request,
+    post,
+    trace_request,
+)
 from tests.server_process import ServerProcess, free_port
 
 KEY = "sql-test-key-0123456789"
@@ -36,6 +43,7 @@ def _seed(server: ServerProcess, headers: dict[str, str]) -> None:
         assert post(server.url, "traces", trace_request(spans, service=service), headers=headers).status_code == 200
         logs = [make_log(f"{service} handled a request", trace_id=spans[0].trace_id)]
         assert post(server.url, "logs", log_request(logs, service=service), headers=headers).status_code == 200
+        assert post(server.url, "metrics", metrics_request(service), headers=headers).status_code == 200
 
 
 @pytest.fixture(scope="module")
@@ -320,6 +328,77 @@ def test_clickhouse_connect_without_a_key_and_the_formats_it_and_grafana_ask_for
     # The query split between the URL and the body, as ClickHouse reads it.
     split = httpx.post(base, params={"query": "SELECT count() FROM otel_traces"}, content=" WHERE Duration > 0")
     assert split.text == f"{len(SERVICES) * SPANS_EACH}\n"
+
+
+@pytest.fixture(scope="module")
+def corpus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server holding the OTLP corpus (tests/fixtures/otlp: four instrumentors' traces, logs and
+    metrics of every kind), so every table of the store has rows of every column type."""
+    port = free_port()
+    server = ServerProcess(tmp_path_factory.mktemp("sql-corpus") / "data",
+                           extra_args=["--ingest-workers", "0", "--sql-port", str(port)]).start()
+    server.sql_port = port
+    for path in sorted((REPO / "tests" / "fixtures" / "otlp").glob("*/*.*.pb")):
+        signal = path.name.split(".")[1]
+        assert post(server.url, signal, path.read_bytes()).status_code == 200, path
+    yield server
+    server.terminate()
+
+
+def test_native_for_a_protocol_revision_decodes_as_plain_native_does(corpus_server: ServerProcess) -> None:
+    """clickhouse-connect probes `client_protocol_version=54405` and, when the answer has a server's
+    BlockInfo, reads every Native answer that way; its rows must equal those read without it, for
+    every table of the store (Maps, nested Arrays, LowCardinality, Nullable, DateTime64, Bool)."""
+    import clickhouse_connect.common
+
+    open_server = corpus_server
+    with_revision = client(open_server)
+    clickhouse_connect.common.set_setting("use_protocol_version", False)
+    try:
+        plain = client(open_server)
+    finally:
+        clickhouse_connect.common.set_setting("use_protocol_version", True)
+    try:
+        assert (with_revision.protocol_version, plain.protocol_version) == (54405, 0)
+        tables = [r[0] for r in plain.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                                            "AND engine LIKE '%MergeTree' ORDER BY name").result_rows]
+        filled = set()
+        for table in tables:
+            query = f"SELECT * FROM {table} LIMIT 200"
+            got, want = with_revision.query(query).result_rows, plain.query(query).result_rows
+            assert sorted(map(repr, got)) == sorted(map(repr, want)), table
+            if want:
+                filled.add(table)
+        assert {"otel_traces", "llm_calls", "otel_logs", "otel_metrics_sum", "otel_metrics_histogram"} <= filled, filled
+        # Types the store does not use, and a LowCardinality column of many distinct values over several blocks.
+        exotic = ("SELECT number, toLowCardinality(toString(number % 20000)) AS lc, "
+                  "[toLowCardinality(toNullable(toString(number % 3)))] AS alc, "
+                  "map(toLowCardinality(toString(number % 5)), [number]) AS m, "
+                  "CAST((number, 'x'), 'Tuple(a UInt64, b String)') AS t, toDecimal64(number, 3) AS d, "
+                  "toFixedString('ab', 2) AS f, toUUID(concat('00000000-0000-0000-0000-', leftPad(toString(number), 12, '0'))) AS u, toIPv6('::1') AS ip, "
+                  "CAST(number % 2, 'Enum8(\\'a, b\\' = 0, \\'c\\' = 1)') AS e, if(number % 2 = 1, NULL, number) AS n "
+                  "FROM numbers(30000) ORDER BY number")
+        assert with_revision.query(exotic).result_rows == plain.query(exotic).result_rows
+    finally:
+        with_revision.close()
+        plain.close()
+
+
+def test_native_for_a_newer_revision_has_block_info_and_serialization_flags(open_server: ServerProcess) -> None:
+    """What clickhouse-go (Grafana's plugin) reads: each block opens with BlockInfo and each column's
+    type is followed by a custom-serialization flag (ClickHouse's NativeWriter at revision >= 54454)."""
+    base = f"http://127.0.0.1:{open_server.sql_port}/"
+    response = httpx.post(base, params={"default_format": "Native", "client_protocol_version": "54460"},
+                          content="SELECT toUInt32(7) AS a, 'x' AS b")
+    assert response.content == (b"\x01\x00\x02\xff\xff\xff\xff\x00" + b"\x02\x01"
+                                + b"\x01a\x06UInt32\x00" + b"\x07\x00\x00\x00"
+                                + b"\x01b\x06String\x00" + b"\x01x")
+    older = httpx.post(base, params={"default_format": "Native", "client_protocol_version": "54405"},
+                       content="SELECT toUInt32(7) AS a")
+    assert older.content == b"\x01\x00\x02\xff\xff\xff\xff\x00\x01\x01\x01a\x06UInt32\x07\x00\x00\x00"
+    whole = httpx.post(base, params={"default_format": "Native", "client_protocol_version": "54460"},
+                       content="SELECT * FROM otel_traces")
+    assert whole.status_code == 200 and whole.content.startswith(b"\x01\x00\x02\xff\xff\xff\xff\x00")
 
 
 def test_the_interface_refuses_what_writes_or_reaches_outside(open_server: ServerProcess) -> None:

@@ -5,7 +5,8 @@ HTTP clients read the embedded store as they would read a ClickHouse server.
 What it answers: `GET /ping` and `GET /` ("Ok."); `GET|POST /?query=...` (any path but /ping)
 with the SQL in `query=` and/or the body, `default_format=` or a FORMAT clause (every output
 format of ClickHouse: JSON, JSONCompact, TabSeparated, RowBinaryWithNamesAndTypes, Native...),
-`param_<name>=` for `{name:Type}` placeholders, `database=` (the store's only), `query_id=`.
+`param_<name>=` for `{name:Type}` placeholders, `database=` (the store's only), `query_id=`,
+`client_protocol_version=` for Native (native.py: what clickhouse-go, under Grafana, asks for).
 Each statement goes through the SQL engine: one read, checked on ClickHouse's parse tree,
 readonly=1, the [sql] limits.
 
@@ -50,6 +51,7 @@ from llmlens.server.errors import (
 from llmlens.server.services import Service
 from llmlens.server.settings import ServerSettings
 from llmlens.server.sql import clickhouse_protocol as ch
+from llmlens.server.sql import native
 from llmlens.server.sql.engine import MAX_QUERY_CHARS, SqlEngine
 
 log = logging.getLogger("llmlens.sql")
@@ -81,12 +83,16 @@ def clickhouse_app(engine: SqlEngine, api_key: str | None, version: str) -> Star
             sql = ch.full_sql(parsed)
             fmt = parsed.params.get("default_format") or _DEFAULT_FORMAT
             result = await engine.run(sql, fmt, parsed.query_params)
+            body = result.body
+            revision = _revision(parsed.params.get("client_protocol_version"))
+            if revision and result.fmt.lower() == "native":
+                body = native.with_revision(body, revision)
         except Exception as exc:  # every failure is answered as a server answers it
             return _error(exc, query_id, version)
         summary = {"read_rows": str(result.rows_read), "read_bytes": str(result.bytes_read), "written_rows": "0",
                    "written_bytes": "0", "total_rows_to_read": "0", "result_rows": "0",
-                   "result_bytes": str(len(result.body)), "elapsed_ns": str(int(result.elapsed_s * 1e9))}
-        return Response(result.body, media_type=ch.content_type(result.fmt), headers={
+                   "result_bytes": str(len(body)), "elapsed_ns": str(int(result.elapsed_s * 1e9))}
+        return Response(body, media_type=ch.content_type(result.fmt), headers={
             "X-ClickHouse-Query-Id": query_id,
             "X-ClickHouse-Format": result.fmt,
             "X-ClickHouse-Timezone": "UTC",
@@ -120,6 +126,14 @@ def _authenticate(api_key: str | None, request: HttpRequest, params: dict[str, s
         raise ch.authentication_failed(user)
 
 
+def _revision(text: str | None) -> int:
+    if not text:
+        return 0
+    if not text.strip().isdigit():
+        raise ch.ClickHouseError(ch.STD_EXCEPTION, f"client_protocol_version must be a number, got {text[:40]!r}")
+    return int(text)
+
+
 def _check_database(engine: SqlEngine, database: str | None) -> None:
     if database and database != engine.database:
         raise ch.ClickHouseError(ch.DATABASE_ACCESS_DENIED, f"this interface reads the store's database "
@@ -145,7 +159,7 @@ def _error(exc: Exception, query_id: str, version: str) -> Response:
         error = ch.ClickHouseError(_TIMEOUT_EXCEEDED, str(exc))
     elif isinstance(exc, ResultTooLarge):
         error = ch.ClickHouseError(_TOO_MANY_ROWS_OR_BYTES, str(exc))
-    elif isinstance(exc, Overloaded | StoreError | ServerError):
+    elif isinstance(exc, native.NativeError | Overloaded | StoreError | ServerError):
         error = ch.ClickHouseError(ch.STD_EXCEPTION, str(exc))
     else:
         log.exception("the SQL interface failed on a request")
