@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.profiles.v1development import (
     profiles_service_pb2_grpc,
 )
 
-from tests.integration.otlp_requests import make_span, post, trace_request
+from tests.integration.otlp_requests import make_span, post, to_otlp_json, trace_request
 from tests.integration.profile_bodies import PprofBuilder, names, otlp_profiles_request, push_request
 from tests.server_process import ServerProcess
 
@@ -86,6 +86,8 @@ def test_ingest_pprof_gives_the_exact_tree_and_filters_by_span_trace_and_thread(
     assert names(flamegraph(llmlens_server, service, thread="MainThread")) == {M: (5, 0, {W: (3, 3, {}), OT: (2, 2, {})})}
     assert flamegraph(llmlens_server, service, span_id="ffffffffffffffff") == {"name": "total", "value": 0,
                                                                                "children": []}
+    # max_nodes keeps the heaviest nodes: main (12) and work (10).
+    assert names(flamegraph(llmlens_server, service, max_nodes=2)) == {M: (12, 0, {W: (10, 3, {})})}
     services = llmlens_server.get("/api/v1/profiles/services").json()["services"]
     assert {"service": service, "profile_type": "process_cpu", "value": 12} in [
         {k: s[k] for k in ("service", "profile_type", "value")} for s in services]
@@ -133,6 +135,13 @@ def test_otlp_profiles_over_http_and_grpc(llmlens_server: ServerProcess) -> None
     assert answer.status_code == 200, answer.text
     assert names(flamegraph(llmlens_server, "otlp-http-svc")) == KNOWN_TREE
     assert flamegraph(llmlens_server, "otlp-http-svc", span_id="1111111111111111")["value"] == 12
+
+    # OTLP/JSON: ids in hex, as OTLP/JSON writes them.
+    request = otlp_profiles_request("otlp-json-svc", stacks, time.time_ns(), span=(trace_id, span_id))
+    answer = httpx.post(llmlens_server.url + "/v1development/profiles", content=to_otlp_json(request),
+                        headers={"content-type": "application/json"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert names(flamegraph(llmlens_server, "otlp-json-svc", span_id="1111111111111111")) == KNOWN_TREE
 
     with grpc.insecure_channel(llmlens_server.grpc_target) as channel:
         stub = profiles_service_pb2_grpc.ProfilesServiceStub(channel)
