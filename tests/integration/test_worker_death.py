@@ -116,8 +116,6 @@ def test_a_worker_killed_mid_decode_costs_no_export(server: ServerProcess) -> No
                       headers={"content-type": PROTOBUF}, timeout=60).status_code == 200
 
 
-@pytest.mark.xfail(strict=False, reason="known defect, issue 12 note: with workers killed every 0.3 s an export "
-                   "is now and then answered 500 instead of 503; every acknowledged export is still stored")
 @pytest.mark.slow
 def test_workers_killed_again_and_again_answer_503_never_400(server: ServerProcess) -> None:
     """Every worker killed every 0.3 s for 8 s while exports keep coming: each export gets 200 or 503 with

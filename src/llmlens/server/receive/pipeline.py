@@ -89,7 +89,17 @@ class Ingestor:
         workers = self.workers
         assert workers is not None
         try:
-            built = await asyncio.get_running_loop().run_in_executor(workers, build_in_worker, signal, body, kind)
+            future = workers.submit(build_in_worker, signal, body, kind)
+        except (BrokenProcessPool, OSError, RuntimeError) as exc:
+            # submit() fails on a pool that is broken, or breaking: its manager thread has closed the pipes
+            # a replacement worker process would inherit (OSError "handle is closed"); or on a pool shut
+            # down by the export that replaced it (RuntimeError). The same worker death, retried.
+            if type(exc) is RuntimeError and self.workers is workers:  # BrokenProcessPool is one too
+                raise
+            self._replace_broken(workers)
+            raise BrokenProcessPool("the worker pool broke while this export was handed to it") from exc
+        try:
+            built = await asyncio.wrap_future(future)
         except BrokenProcessPool:
             self._replace_broken(workers)
             raise
