@@ -49,6 +49,9 @@ MODEL_SNAPSHOTS = {
 }
 # Larger models and a local one on a laptop answer slower: their latency is the settings' times this.
 MODEL_SLOWNESS = {"gpt-4o": 1.6, "anthropic/claude-haiku-4-5": 1.2, "anthropic/claude-sonnet-4-5": 2.0, "phi3": 2.5}
+# ... and stick closer to the context they are given: the share of answer words taken from the prompt,
+# so a groundedness score tells the models apart (others, gpt-4o-mini included, answer from the vocabulary).
+MODEL_GROUNDING = {"gpt-4o": 0.7, "anthropic/claude-haiku-4-5": 0.5, "anthropic/claude-sonnet-4-5": 0.8, "phi3": 0.25}
 EMBEDDING_DIMENSIONS = {
     "text-embedding-3-small": 1536,
     "text-embedding-ada-002": 1536,
@@ -161,14 +164,21 @@ def prompt_tokens(messages: Sequence[dict[str, Any]]) -> int:
     return sum(4 + count_tokens(_message_text(m.get("content"))) for m in messages)
 
 
-def answer_words(seed: int, prompt: str, max_tokens: int | None) -> list[str]:
-    """The mock's answer to a prompt: same seed and prompt, same words."""
+def answer_words(seed: int, prompt: str, max_tokens: int | None, from_prompt: float = 0.0) -> list[str]:
+    """The mock's answer to a prompt: same seed and prompt, same words.
+
+    ``from_prompt`` is the share of words taken from the prompt itself rather than the vocabulary: how
+    closely a model sticks to the context it was given (MODEL_GROUNDING).
+    """
     digest = hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
     n = rng.randint(MIN_ANSWER_TOKENS, MAX_ANSWER_TOKENS)
     if max_tokens is not None and max_tokens > 0:
         n = min(n, max_tokens)
-    return [rng.choice(VOCABULARY) for _ in range(n)]
+    context = [w for w in prompt.split() if len(w) > 3 and w.isalpha()] if from_prompt > 0 else []
+    if not context:
+        return [rng.choice(VOCABULARY) for _ in range(n)]
+    return [rng.choice(context) if rng.random() < from_prompt else rng.choice(VOCABULARY) for _ in range(n)]
 
 
 def embedding_vector(text: str, dimensions: int) -> list[float]:
@@ -355,7 +365,7 @@ async def chat_completions(mock: MockLlm, request: Request) -> Response:
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     completion_id = mock.next_id("chatcmpl")
     tool_call = _tool_call(body, mock.next_id("call"))
-    words = [] if tool_call else answer_words(mock.settings.seed, prompt, max_tokens)
+    words = [] if tool_call else answer_words(mock.settings.seed, prompt, max_tokens, MODEL_GROUNDING.get(model, 0))
     n_output = len(words) if words else 12
     finish = "tool_calls" if tool_call else ("length" if max_tokens and len(words) >= max_tokens else "stop")
     usage = _chat_usage(
@@ -509,7 +519,7 @@ async def responses(mock: MockLlm, request: Request) -> Response:
         return failed
     answered_model = response_model(model)
     prompt, n_prompt = _responses_input(body)
-    words = answer_words(mock.settings.seed, prompt, body.get("max_output_tokens"))
+    words = answer_words(mock.settings.seed, prompt, body.get("max_output_tokens"), MODEL_GROUNDING.get(model, 0))
     n_output = len(words)
     response_id, message_id = mock.next_id("resp"), mock.next_id("msg")
     text = " ".join(words)
