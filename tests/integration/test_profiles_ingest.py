@@ -63,9 +63,10 @@ KNOWN_TREE = {M: (12, 0, {W: (10, 3, {L: (7, 7, {})}), OT: (2, 2, {})})}
 
 def test_ingest_folded_lines_give_the_exact_tree(llmlens_server: ServerProcess) -> None:
     body = b"main;work;leaf 7\nmain;work 3\nmain;other 2\n"
-    answer = ingest(llmlens_server, "folded-svc.cpu{env=test}", body, **{"from": now_s() - 10, "until": now_s(),
-                                                                          "sampleRate": 100, "spyName": "pyspy"})
-    assert answer.status_code == 200, answer.text
+    params = {"from": now_s() - 10, "until": now_s(), "sampleRate": 100, "spyName": "pyspy"}
+    for _ in range(2):  # the second is a resend: counted once
+        answer = ingest(llmlens_server, "folded-svc.cpu{env=test}", body, **params)
+        assert answer.status_code == 200, answer.text
     tree = flamegraph(llmlens_server, "folded-svc")
     assert tree["name"] == "total" and tree["value"] == 12
     assert names(tree) == {"main": (12, 0, {"work": (10, 3, {"leaf": (7, 7, {})}), "other": (2, 2, {})})}
@@ -353,3 +354,29 @@ def test_pyroscope_otel_span_linking(llmlens_server: ServerProcess) -> None:
 def _total_named(node: dict, needle: str) -> int:
     own = node["value"] if needle in node["name"] else 0
     return own or sum(_total_named(c, needle) for c in node["children"])
+
+
+def test_profile_receivers_take_the_api_key_as_otlp_does(tmp_path_factory: pytest.TempPathFactory) -> None:
+    key = "a-long-enough-profiles-api-key"
+    server = ServerProcess(tmp_path_factory.mktemp("keyed-profiles") / "data", env={"LLMLENS_API_KEY": key}).start()
+    try:
+        bearer = {"authorization": f"Bearer {key}"}
+        pprof = known_pprof().bytes()
+        push = push_request("keyed-svc", [known_pprof(time.time_ns()).bytes()]).SerializeToString()
+        otlp = otlp_profiles_request("keyed-svc", {(MAIN, WORK): 1}, time.time_ns()).SerializeToString()
+        at = now_s()  # two profiles: the same bytes at the same time would be one, resent
+        sends = [(f"/ingest?name=keyed-svc.cpu&format=pprof&from={at - 20}", pprof, "application/octet-stream"),
+                 (f"/pyroscope/ingest?name=keyed-svc.cpu&format=pprof&from={at - 10}", pprof, "application/octet-stream"),
+                 ("/push.v1.PusherService/Push", push, "application/proto"),
+                 ("/v1development/profiles", otlp, "application/x-protobuf")]
+        for path, body, media in sends:
+            refused = httpx.post(server.url + path, content=body, headers={"content-type": media}, timeout=60)
+            assert refused.status_code == 401, (path, refused.text)
+            assert refused.headers["content-type"].startswith("application/json")  # never a login redirect
+            taken = httpx.post(server.url + path, content=body, headers={"content-type": media, **bearer}, timeout=60)
+            assert taken.status_code == 200, (path, taken.text)
+        answer = httpx.get(server.url + "/api/v1/profiles/flamegraph", params={"service": "keyed-svc", "start": "-2h"},
+                           headers=bearer, timeout=60)
+        assert answer.json()["value"] == 12 + 12 + 12 + 1
+    finally:
+        server.terminate()
