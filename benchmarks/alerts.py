@@ -5,7 +5,8 @@ the server's evaluator runs them: one grouped query per rule, then state bookkee
     python benchmarks/alerts.py [--spans 1000000] [--repeat 9] [--keep DIR]
 
 `--keep DIR` seeds into (or reuses) a folder, the same as `benchmarks/query.py --keep DIR`.
-Prints the median milliseconds per rule and of one whole evaluation round.
+Prints the median milliseconds per rule, per budget of the budget panel (GET /api/v1/budgets), and
+of one whole evaluation round.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ rules:
 
 
 async def run(data_dir: Path, repeat: int) -> None:
+    from llmlens.server.alerts.budgets import budget_figures, budgets_of
     from llmlens.server.alerts.evaluator import Evaluator
     from llmlens.server.alerts.notify import Notifier
     from llmlens.server.alerts.rules import default_rules, parse_rules
@@ -56,6 +58,16 @@ async def run(data_dir: Path, repeat: int) -> None:
                 samples.append((time.perf_counter() - started) * 1000)
             what = f"{rule.signal}({rule.of})" if rule.of else rule.signal
             print(f"{rule.name:28} {what:34} {statistics.median(samples):9.1f}   {len(found)}")
+        # The budget panel of the Alerts and Costs pages (GET /api/v1/budgets): two queries a budget.
+        print(f"\n{'budget panel (/api/v1/budgets)':63} median ms   groups")
+        for budget in budgets_of([*defaults, *extra]):
+            samples, figures = [], {}
+            for _ in range(repeat):
+                started = time.perf_counter()
+                figures = await budget_figures(store, budget, datetime.now(UTC), tz, 60)
+                samples.append((time.perf_counter() - started) * 1000)
+            name = f"{', '.join(budget.rules)} ({budget.period.value}, by {', '.join(budget.group_by) or 'nothing'})"
+            print(f"{name:63} {statistics.median(samples):9.1f}   {len(figures['groups'])}")
         evaluator = Evaluator(store, defaults, Notifier([], []), interval_s=30, tz=tz,
                               external_url="http://localhost:4318", timeout_s=60)
         await evaluator.load()
