@@ -5,6 +5,7 @@ chatbot), then a server opens the store it left, and the pages are checked again
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -114,6 +115,8 @@ def test_every_page_opens_on_the_range_the_data_needs(demo_store: DemoStore, pag
         assert "range=15m" in page.url, page.url
         # The navigation links carry it to the next page.
         assert page.locator("a[data-nav='traces']").get_attribute("href") == "/traces?range=15m"
+        # Costs read as decimals on every page (the demo's calls cost fractions of a cent).
+        assert not re.search(r"\$-?\d+(\.\d+)?e[-+]?\d", page.inner_text("main")), path
     # A range in the URL is kept.
     page.goto(demo_store.server.url + "/logs?range=6h")
     page.wait_for_selector("body[data-ready]")

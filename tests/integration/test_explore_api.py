@@ -219,3 +219,21 @@ def test_sessions_pages(llmlens_server: ServerProcess) -> None:
         assert all(page[0]["turns"] == 2 for page in got)
     answer = httpx.get(llmlens_server.url + "/api/v1/sessions", params={"cursor": "WyJ4Il0"}, timeout=30)
     assert answer.status_code == 400 and answer.json()["error"]["parameter"] == "cursor"
+
+
+# --- group_by, repeated or comma-separated ------------------------------------------------------
+
+def test_group_by_takes_both_forms(rated) -> None:
+    server, _, n = rated
+    repeated = httpx.get(server.url + "/api/v1/llm/stats", params=[("group_by", "service"), ("group_by", "model"),
+                                                                   ("start", "-1h")], timeout=30)
+    assert repeated.status_code == 200, repeated.text
+    for form in ["service,model", " service , model ", "service,,model"]:
+        comma = get(server, "/api/v1/llm/stats", group_by=form, start="-1h")
+        assert comma["groups"] == repeated.json()["groups"], form
+        assert comma["group_by"] == ["service", "model"]
+    rated_group = next(g for g in repeated.json()["groups"] if g["service"] == "rated")
+    assert (rated_group["model"], rated_group["requests"]) == ("gpt-4o-mini", n)
+    bad = httpx.get(server.url + "/api/v1/llm/stats", params={"group_by": "service,colour"}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["parameter"] == "group_by"
+    assert "'colour'" in bad.json()["error"]["message"]

@@ -104,7 +104,8 @@ async def llm_stats(
     start: Start = None,
     end: End = None,
     group_by: Annotated[list[str] | None, Query(description="model, provider, service, app, department, user, "
-                                                             "session, operation; repeatable", max_length=8)] = None,
+                                                             "session, operation; repeatable or comma-separated",
+                                                 max_length=8)] = None,
     step: Annotated[str | None, Query(description="bucket size, e.g. 1m, 5m, 1h", max_length=16)] = None,
     service: Text = None,
     app: Text = None,
@@ -121,7 +122,8 @@ async def llm_stats(
     filters = {k: v for k, v in {"service": service, "app": app, "department": department, "model": model,
                                  "provider": provider, "operation": operation, "user": user,
                                  "session": session}.items() if v}
-    return await stats_query.llm_stats(request.app.state.store, window, group_by or [], step_seconds, filters)
+    keys = [key.strip() for item in group_by or [] for key in item.split(",") if key.strip()]
+    return await stats_query.llm_stats(request.app.state.store, window, keys, step_seconds, filters)
 
 
 @router.get("/api/v1/logs", tags=["logs"])

@@ -55,6 +55,18 @@ export function timeChart(el, { title, buckets, series, fmt = String, fmt2 = Str
   }, [xs, ...series.map((s) => s.values.map((v) => (v === undefined ? null : v)))], el));
 }
 
+const AXIS_FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif';
+const measure = document.createElement('canvas').getContext('2d');
+
+/** Category labels thinned to every k-th, the fewest left out so that none overlaps its neighbours
+ * at this plot width (CSS pixels); the tooltip still names every bar. */
+export function fittingLabels(labels, plotWidth, font = AXIS_FONT, gap = 10) {
+  measure.font = font;
+  const widest = Math.max(...labels.map((l) => measure.measureText(l).width)) + gap;
+  const every = Math.max(1, Math.ceil(widest / (plotWidth / Math.max(labels.length, 1))));
+  return labels.map((l, i) => (i % every === 0 ? l : ''));
+}
+
 /** A bar chart over categories (e.g. a duration histogram). */
 export function barChart(el, { title, labels, values, fmt = String, color = PALETTE[0] }) {
   if (!values.some((v) => v > 0)) {
@@ -68,7 +80,11 @@ export function barChart(el, { title, labels, values, fmt = String, color = PALE
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: (u, min, max) => [0, max * 1.1 || 1] } },
     axes: [
-      { stroke: '#4f5966', values: (u, vals) => vals.map((v) => labels[v] ?? ''), splits: () => xs, grid: { show: false } },
+      { stroke: '#4f5966', font: AXIS_FONT, splits: () => xs, grid: { show: false }, values: (u, vals) => {
+        const shown = fittingLabels(labels, u.bbox.width / window.uPlot.pxRatio);
+        el.dataset.axisLabels = JSON.stringify(shown);  // what is drawn, for tests and the curious
+        return vals.map((v) => shown[v] ?? '');
+      } },
       { stroke: '#4f5966', values: (u, vals) => vals.map((v) => fmt(v)), size: 56 },
     ],
     series: [{ label: 'Bucket', value: (u, v) => labels[v] ?? '' },

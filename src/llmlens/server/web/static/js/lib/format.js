@@ -12,11 +12,19 @@ export function num(value, digits = 1) {
   return nf({ maximumFractionDigits: digits, minimumFractionDigits: 0 }).format(value);
 }
 
+const CENTS = nf({ minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const SMALL = nf({ maximumSignificantDigits: 3 });  // never exponent notation: 4e-8 reads $0.00000004
+const TINY = 1e-9;
+
+/** Dollars: cents from $1 up, else three significant digits in plain decimals; below a billionth, "<$0.000000001". */
 export function usd(value) {
-  if (value === null || value === undefined) return dash;
+  if (value === null || value === undefined || Number.isNaN(value)) return dash;
   if (value === 0) return '$0.00';
-  if (Math.abs(value) >= 1) return '$' + nf({ minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(value);
-  return '$' + Number(value.toPrecision(3)).toString();
+  const sign = value < 0 ? '-' : '';
+  const size = Math.abs(value);
+  if (size >= 1) return `${sign}$${CENTS.format(size)}`;
+  if (size < TINY) return `${sign ? '>-' : '<'}$0.000000001`;
+  return `${sign}$${SMALL.format(size)}`;
 }
 
 export function pct(ratio, digits = 1) {
