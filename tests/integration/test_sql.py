@@ -419,6 +419,10 @@ def test_the_interface_refuses_what_writes_or_reaches_outside(open_server: Serve
         assert (response.status_code, response.headers.get("X-ClickHouse-Exception-Code")) == (status, code), \
             (params, response.text)
         assert response.text.startswith(f"Code: {code}. DB::Exception: ")
+    # Without a key, a page that rebinds its DNS name to 127.0.0.1 gets nothing (as on the main port).
+    rebound = httpx.get(base, params={"query": "SELECT 1"}, headers={"Host": f"evil.example:{open_server.sql_port}"})
+    assert rebound.status_code == 400 and "loopback host names" in rebound.text
+    assert httpx.get(base, params={"query": "SELECT 1"}, headers={"Host": "localhost"}).text == "1\n"
     # Harmless settings clients send are accepted; the server's limits stay in force.
     ok = httpx.get(base, params={"query": "SELECT 5", "max_execution_time": "60", "readonly": "1",
                                  "send_progress_in_http_headers": "1", "session_id": "abc"})

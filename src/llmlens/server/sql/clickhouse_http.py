@@ -18,7 +18,8 @@ leaves its optional ones out.
 
 Who may read: with an API key set, any user name with the key as password (basic auth, the
 X-ClickHouse-User/X-ClickHouse-Key headers or user/password parameters); without one, anyone
-who can reach the port, which listens on the server's --host (loopback unless a key is set).
+who can reach the port, which listens on the server's --host (loopback unless a key is set) and
+answers only loopback Host names (or --allowed-hosts), as the main port does.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
+from llmlens.server.api.security import HostCheckMiddleware, HostPolicy
 from llmlens.server.errors import (
     Overloaded,
     QueryTimeout,
@@ -188,7 +190,11 @@ def sql_http_service(engine: SqlEngine, settings: ServerSettings, version: str) 
     async def start() -> None:
         nonlocal server, task
         sock = _listen(settings.host, settings.sql.port)
-        config = uvicorn.Config(clickhouse_app(engine, settings.api_key, version), lifespan="off", log_config=None,
+        # Without an API key, only loopback Host names are answered, as on the main port: a web page that
+        # rebinds its DNS name to 127.0.0.1 must not read the store through this port either.
+        app = HostCheckMiddleware(clickhouse_app(engine, settings.api_key, version),
+                                  policy=HostPolicy.of(settings.api_key, settings.allowed_hosts))
+        config = uvicorn.Config(app, lifespan="off", log_config=None,
                                 access_log=False, server_header=False, limit_concurrency=128,
                                 timeout_keep_alive=30, timeout_graceful_shutdown=5)
         server = _EmbeddedServer(config)
