@@ -124,13 +124,26 @@ async def series(store: Store, window: Window, metric: dict[str, Any], query: Me
             r["mean"] = r["total"] / r["count"] if r["count"] else None
         lines = _lines(rows, query, answer, lambda rs: {"mean": _by_bucket(rs, "mean"), "count": _by_bucket(rs, "count")})
         return {**answer, "measures": ["mean", "count"], "series": lines}
-    shape = ("ExplicitBounds AS bounds, BucketCounts AS counts" if kind == "histogram" else
-             "Scale AS scale, ZeroCount AS zero_count, PositiveOffset AS positive_offset, "
-             "PositiveBucketCounts AS positive, NegativeOffset AS negative_offset, NegativeBucketCounts AS negative")
+    # One row per bucket and series (and bucket layout): a cumulative series' last point in the bucket,
+    # a delta series' points added up; the differences and percentiles are computed in Python.
+    def latest_or_sum(column: str, each: bool = False) -> str:
+        added = f"sumForEach({column})" if each else f"sum({column})"
+        return f"if(temporality = {DELTA}, {added}, argMax({column}, TimeUnix))"
+
+    if kind == "histogram":
+        shape = (f"ExplicitBounds AS bounds, {latest_or_sum('BucketCounts', each=True)} AS counts", ", bounds")
+    else:
+        shape = ("Scale AS scale, PositiveOffset AS positive_offset, NegativeOffset AS negative_offset, "
+                 f"{latest_or_sum('ZeroCount')} AS zero_count, {latest_or_sum('PositiveBucketCounts', each=True)} "
+                 f"AS positive, {latest_or_sum('NegativeBucketCounts', each=True)} AS negative",
+                 ", scale, positive_offset, negative_offset")
     rows = await store.fetch(
-        f"""SELECT {bucket} AS b{select_groups}, {series_key}, TimeUnix AS t, StartTimeUnix AS started,
-                   AggregationTemporality AS temporality, Count AS count, Sum AS total, {shape}
-            FROM {table} WHERE {where} ORDER BY TimeUnix LIMIT {MAX_POINTS}""", params)
+        f"""SELECT {bucket} AS b{select_groups}, {series_key}, AggregationTemporality AS temporality,
+                   min(StartTimeUnix) AS started, max(TimeUnix) AS t, {latest_or_sum('Count')} AS count,
+                   {latest_or_sum('Sum')} AS total, {shape[0]}
+            FROM {table} WHERE {where}
+            GROUP BY b{group_cols}, {series_key}, temporality{shape[1]}
+            ORDER BY b, t LIMIT {MAX_POINTS}""", params)
     temporality = int(rows[0]["temporality"]) if rows else CUMULATIVE
     answer.update(temporality="delta" if temporality == DELTA else "cumulative", truncated=len(rows) >= MAX_POINTS)
     names = [_percentile_name(q) for q in query.percentiles]
@@ -213,7 +226,7 @@ def _histogram_measures(rows: list[dict[str, Any]], window: Window, query: Metri
     added: dict[str, dict[object, Point]] = {}
     last: dict[tuple, Point] = {}                    # each series' latest point
     base: dict[tuple, tuple[str, Point | None]] = {}  # each series' bucket and its point before that bucket
-    for n, r in enumerate(rows):  # in time order
+    for n, r in enumerate(rows):  # a series' bucket (its last point, or its deltas added up), in time order
         at = _iso(r["b"])
         series_id = (r["ServiceName"], tuple(sorted(r["Attributes"].items())))
         point: Point = (_distribution(r, kind), float(r["count"]), float(r["total"]))
