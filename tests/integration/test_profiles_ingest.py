@@ -270,6 +270,22 @@ def test_hostile_bodies_get_a_clear_4xx_and_the_server_keeps_serving(llmlens_ser
     assert ingest(llmlens_server, "after-hostile.cpu", b"a;b 1").status_code == 200
 
 
+def test_a_push_of_many_profiles_with_too_many_frames_in_all(llmlens_server: ServerProcess) -> None:
+    """Each profile under the per-profile limit, together over the request's: refused whole."""
+    builder_bodies = []
+    for p in range(4):
+        builder = PprofBuilder(time.time_ns())
+        for i in range(0, 60_000, 100):
+            builder.sample([(f"p{p}_g{j}", "wide.py", j) for j in range(i, i + 100)], 1)
+        builder_bodies.append(builder.bytes())
+    body = push_request("too-wide-svc", builder_bodies).SerializeToString()
+    answer = httpx.post(llmlens_server.url + "/push.v1.PusherService/Push", content=gzip.compress(body),
+                        headers={"content-type": "application/proto", "content-encoding": "gzip"}, timeout=120)
+    assert answer.status_code == 400, answer.text
+    assert "distinct frames" in answer.json()["message"]
+    assert flamegraph(llmlens_server, "too-wide-svc")["value"] == 0
+
+
 def test_missing_name_and_gzip_bomb(llmlens_server: ServerProcess) -> None:
     answer = httpx.post(llmlens_server.url + "/ingest", content=b"a;b 1")
     assert answer.status_code == 400 and "name" in answer.json()["message"]

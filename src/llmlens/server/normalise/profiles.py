@@ -40,6 +40,11 @@ def hash64(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
+# One request may carry many profiles (a Push of many series): bounds over all of them.
+MAX_REQUEST_FRAMES = 200_000
+MAX_REQUEST_ROWS = 2_000_000
+
+
 class ProfileRows:
     """Adds decoded profiles to a batch's three tables, each stack and frame once per batch."""
 
@@ -52,6 +57,10 @@ class ProfileRows:
 
     def add(self, profile: DecodedProfile, service: str, profile_type: str, time_ns: int) -> None:
         stack_ids = [self._stack_id(names, time_ns) for names in profile.stacks]
+        if len(self._frame_ids) > MAX_REQUEST_FRAMES:
+            raise PayloadError(f"the request's profiles have more than {MAX_REQUEST_FRAMES} distinct frames")
+        if len(self._samples) + len(profile.samples) > MAX_REQUEST_ROWS:
+            raise PayloadError(f"the request's profiles have more than {MAX_REQUEST_ROWS} samples")
         append = self._samples.append
         for s in profile.samples:
             append((time_ns, service, profile_type, stack_ids[s.stack], s.value, s.trace_id, s.span_id,
