@@ -229,6 +229,18 @@ def test_a_query_over_the_memory_limit_is_413(keyed: ServerProcess) -> None:
     assert "64 MiB of memory" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("query", [
+    "SELECT repeat('x', 200000000)",  # one row of 200 MB
+    "SELECT groupArray(number) FROM numbers(100000000)",  # one row of an 800 MB array
+    "SELECT t.TraceId, n.number FROM otel_traces AS t, numbers(100000) AS n",  # a cross join past the row limit
+])
+def test_huge_results_are_413_and_the_server_keeps_serving(keyed: ServerProcess, query: str) -> None:
+    response = sql(keyed, query)
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "result_too_large"
+    assert span_count(keyed) == len(SERVICES) * SPANS_EACH
+
+
 def test_a_slow_query_stops_at_the_time_limit_while_the_server_keeps_serving(keyed: ServerProcess) -> None:
     answers: list[httpx.Response] = []
     slow = threading.Thread(target=lambda: answers.append(sql(keyed, "SELECT count() FROM system.numbers")))
