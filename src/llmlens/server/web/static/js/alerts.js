@@ -20,13 +20,13 @@ const load = latestOnly(async () => {
   const rule = state.get('rule');
   const [alerts, rules, history, budgets] = await Promise.all([
     getJSON('/api/v1/alerts'), getJSON('/api/v1/rules'),
-    getJSON('/api/v1/alerts/history', { ...state.timeParams('24h'), rule, limit: 200 }),
+    getJSON('/api/v1/alerts/history', { ...state.timeParams(), rule, limit: 200 }),
     // A budget query that fails (or times out) is shown in its panel; the alerts still show.
     getJSON('/api/v1/budgets').catch((error) => ({ error })),
   ]);
   return { alerts: alerts.data.alerts, groups: rules.data.groups, events: history.data.events, budgets };
 }, render);
-timebar(form, load, { defaultRange: '24h' });
+timebar(form, load);  // the first load, once the range is known
 
 function badge(value) { return h('span', { class: `badge ${STATE_TONE[value] || ''}`, 'data-state': value }, value); }
 
@@ -180,5 +180,3 @@ function render({ alerts, groups, events, budgets }) {
   const firing = alerts.filter((a) => a.state === 'firing').length;
   document.title = `${firing ? `(${firing}) ` : ''}Alerts · llmlens`;
 }
-
-load();

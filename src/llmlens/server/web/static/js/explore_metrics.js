@@ -26,7 +26,7 @@ function setMulti(key, values) {
 }
 
 $('#metric-search').addEventListener('input', renderList);
-timebar($('#filters'), () => load());
+timebar($('#filters'), () => load());  // the first load, once the range is known
 window.addEventListener('popstate', () => load());
 
 async function load() {
@@ -181,5 +181,3 @@ function renderTable(result) {
     ], result.series, { caption: `${result.name} by ${keys.join(', ') || 'nothing'}`, testid: 'series-table',
       rowAttrs: (s) => ({ 'data-labels': JSON.stringify(s.labels) }) }));
 }
-
-load();

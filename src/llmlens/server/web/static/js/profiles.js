@@ -215,5 +215,4 @@ function renderSpanBanner() {
 $('#fg-search').addEventListener('input', (event) => graph.search(event.target.value));
 $('#fg-reset').addEventListener('click', () => graph.reset());
 showDiffControls();
-timebar(form, load, { defaultRange: '1h' });
-load();  // a second load from the time bar, once it knows the range, supersedes this one
+timebar(form, load);  // the first load, once the range is known

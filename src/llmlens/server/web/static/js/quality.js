@@ -26,7 +26,7 @@ const load = latestOnly(async () => {
     getJSON('/api/v1/quality', { ...params, model: null, app: null })]);
   return { data, all };
 }, render);
-timebar(form, () => load());
+timebar(form, () => load());  // the first load, once the range is known
 
 function render({ data, all }) {
   nameSelect.setChoices(data.names.map((n) => n.name));
@@ -89,5 +89,3 @@ function render({ data, all }) {
     clear($('#labels'), h('p', { class: 'muted' }, `No labels on ${data.name} (a label is the category of a score, e.g. "thumbs up").`));
   }
 }
-
-load();
