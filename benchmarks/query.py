@@ -1,7 +1,8 @@
 """Query latency on a big store: seeds N spans (default 1M, 4-span LLM traces spread over the
 last 24 h), starts a real `llmlens serve` on it, and prints the median milliseconds of the
-API calls the UI makes most: the trace list, one trace, 24 h LLM stats, one session, and the
-Services page's service graph and RED table.
+API calls the UI makes most: the trace list, one trace, 24 h LLM stats, one session, the
+Services page's service graph and RED table, the default range every page asks for first, and the
+first and second pages of a trace search and of the session list.
 
     python benchmarks/query.py [--spans 1000000] [--repeat 9] [--keep DIR] [--shape llm|services]
 
@@ -156,6 +157,14 @@ def main() -> None:
             graph_ms, graph = timed(client, "/api/v1/service-graph", args.repeat, start="-24h")
             graph_1h_ms, _ = timed(client, "/api/v1/service-graph", args.repeat, start="-1h")
             red_ms, red = timed(client, "/api/v1/red", args.repeat, start="-24h")
+            activity_ms, activity = timed(client, "/api/v1/activity", args.repeat)
+            q = '{ span.gen_ai.request.model = "gpt-4o-mini" }'
+            search_ms, found = timed(client, "/api/v1/search", args.repeat, q=q, start="-24h", limit=50)
+            search_2_ms, _ = timed(client, "/api/v1/search", args.repeat, q=q, start="-24h", limit=50,
+                                   cursor=found["next_cursor"])
+            sessions_ms, sessions = timed(client, "/api/v1/sessions", args.repeat, start="-24h", limit=100)
+            sessions_2_ms = (timed(client, "/api/v1/sessions", args.repeat, start="-24h", limit=100,
+                                   cursor=sessions["next_cursor"])[0] if sessions["next_cursor"] else None)
     finally:
         server.terminate()
         if not args.keep:
@@ -171,6 +180,12 @@ def main() -> None:
     print(f"{'service graph, 24 h (' + str(len(graph['edges'])) + ' edges)':44} {graph_ms:9.1f}")
     print(f"{'service graph, 1 h':44} {graph_1h_ms:9.1f}")
     print(f"{'RED, 24 h (' + str(len(red['rows'])) + ' service/span name/kind rows)':44} {red_ms:9.1f}")
+    print(f"{'default range (activity: ' + activity['default_range'] + ')':44} {activity_ms:9.1f}")
+    print(f"{'search by model, 24 h, first 50':44} {search_ms:9.1f}")
+    print(f"{'search by model, 24 h, next 50 (cursor)':44} {search_2_ms:9.1f}")
+    print(f"{'session list, 24 h, first 100':44} {sessions_ms:9.1f}")
+    if sessions_2_ms is not None:
+        print(f"{'session list, 24 h, next 100 (cursor)':44} {sessions_2_ms:9.1f}")
 
 
 if __name__ == "__main__":
