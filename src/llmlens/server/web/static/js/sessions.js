@@ -27,8 +27,10 @@ const show = (data, append) => {
   clear($('#message'));
   render(shown);
 };
-const load = latestOnly(() => fetchPage(null), (data) => show(data, false));
-const more = latestOnly(() => fetchPage(nextCursor), (data) => show(data, true));
+let loads = 0;  // a page asked for before the list was reloaded belongs to the old list
+const load = latestOnly(() => { loads += 1; return fetchPage(null); }, (data) => show(data, false));
+const more = latestOnly(() => { const of = loads; return fetchPage(nextCursor).then((data) => ({ data, of })); },
+  ({ data, of }) => { if (of === loads) show(data, true); });
 $('#more').addEventListener('click', () => more());
 form.addEventListener('submit', (event) => {
   event.preventDefault();
