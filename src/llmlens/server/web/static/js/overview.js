@@ -33,7 +33,8 @@ function render(data) {
   $('#dashboard').hidden = t.requests === 0;
   clear($('#tiles'),
     tile('request-rate', 'Request rate', f.rate(t.request_rate_per_s), t.request_rate_per_s,
-      `${f.int(t.requests)} requests over the ${f.ms(t.active_seconds * 1000)} with calls`),
+      t.request_rate_per_s === null ? `${f.int(t.requests)} request${t.requests === 1 ? '' : 's'}`
+        : `${f.int(t.requests)} requests over the ${f.ms(t.active_seconds * 1000)} with calls`),
     tile('cost', 'Total cost', cost(t.cost_usd, t.unpriced_requests, t.requests), t.cost_usd, `${f.int(t.unpriced_requests)} unpriced`, t.unpriced_requests ? 'warn' : ''),
     tile('successes', 'Successful', f.int(t.successes), t.successes),
     tile('errors', 'Failed', f.int(t.errors), t.errors, `${f.pct(t.error_rate)} error rate`, t.errors ? 'bad' : ''),
