@@ -97,6 +97,10 @@ def test_trace_without_its_root_says_so(page, paged_server) -> None:
     assert rows(page, "traces-table", "data-trace-id") == [orphan]
     link = page.locator(f"[data-testid='traces-table'] a[data-trace-link='{orphan}']")
     assert "root span not received yet" in link.inner_text()
+    link.click()
+    page.wait_for_url(f"**/traces/{orphan}*")
+    page.wait_for_selector("body[data-ready='ok']")
+    assert page.inner_text("#page-title") == f"Trace: {SERVICE} · late child (root span not received yet)"
 
 
 def test_logs_load_more_until_every_line_is_shown(page, paged_server) -> None:

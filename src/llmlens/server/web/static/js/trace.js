@@ -55,7 +55,8 @@ function renderSummary() {
   const errors = spans.filter((s) => s.status === 'error').length;
   const services = [...new Set(spans.map((s) => s.service))];
   document.title = `${root.name} · trace · llmlens`;
-  $('#page-title').textContent = `Trace: ${root.service} · ${root.name}`;
+  // The first span has a parent that is not stored: the root is still on its way (or was lost).
+  $('#page-title').textContent = `Trace: ${root.service} · ${root.name}${root.parent_span_id ? ' (root span not received yet)' : ''}`;
   clear($('#summary'),
     tile('duration', 'Duration', f.ms(spans.totalMs), spans.totalMs, f.time(root.start_time)),
     tile('spans', 'Spans', f.int(spans.length), spans.length, `${services.length} service${services.length === 1 ? '' : 's'}: ${services.join(', ')}`),
