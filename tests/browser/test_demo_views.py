@@ -117,6 +117,11 @@ def test_every_page_opens_on_the_range_the_data_needs(demo_store: DemoStore, pag
         assert page.locator("a[data-nav='traces']").get_attribute("href") == "/traces?range=15m"
         # Costs read as decimals on every page (the demo's calls cost fractions of a cent).
         assert not re.search(r"\$-?\d+(\.\d+)?e[-+]?\d", page.inner_text("main")), path
+    # The overview's quality panel reads the same range (the demo scores its answers' groundedness).
+    page.goto(demo_store.server.url + "/")
+    page.wait_for_selector("#quality-summary[data-loaded]")
+    links = page.eval_on_selector_all("#quality-summary table a", "(links) => links.map((a) => a.getAttribute('href'))")
+    assert links and all(link.endswith("&range=15m") for link in links), links
     # A range in the URL is kept.
     page.goto(demo_store.server.url + "/logs?range=6h")
     page.wait_for_selector("body[data-ready]")

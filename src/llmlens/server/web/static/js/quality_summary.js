@@ -27,4 +27,4 @@ async function load() {
   panel.dataset.loaded = 'true';
 }
 
-load();
+state.resolveRange().then(load);  // the overview's range, once the time bar knows it

@@ -31,14 +31,15 @@ export function update(changes, { replace = false } = {}) {
  * data (GET /api/v1/activity: the smallest preset holding the newest active period), written into the
  * URL so that reloading, sharing and the navigation links keep it.
  */
-export async function resolveRange() {
-  if (get('range')) return get('range');
-  let range = FALLBACK_RANGE;
-  try {
-    range = (await getJSON('/api/v1/activity')).default_range || FALLBACK_RANGE;
-  } catch { /* the page's own request reports an unreachable server */ }
-  update({ range }, { replace: true });
-  return range;
+let resolving = null;  // one question to the server a page, however many parts of it ask
+
+export function resolveRange() {
+  if (get('range')) return Promise.resolve(get('range'));
+  resolving ??= getJSON('/api/v1/activity')
+    .then((activity) => activity.default_range || FALLBACK_RANGE)
+    .catch(() => FALLBACK_RANGE)  // the page's own request reports an unreachable server
+    .then((range) => { if (!get('range')) update({ range }, { replace: true }); return get('range'); });
+  return resolving;
 }
 
 /** The API's start/end for the current range: relative (-24h) or the custom RFC 3339 pair. */
