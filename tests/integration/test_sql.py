@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import clickhouse_connect
@@ -256,6 +257,23 @@ def test_a_slow_query_stops_at_the_time_limit_while_the_server_keeps_serving(key
     # The connection that timed out is not reused with the failed query's output in it.
     for _ in range(3):
         assert sql(keyed, "SELECT 'fresh' AS s").json()["rows"] == [["fresh"]]
+
+
+def test_queries_past_what_may_wait_are_429_at_once(keyed: ServerProcess) -> None:
+    """Two workers, so at most eight slow queries are admitted; the rest are turned away at once with
+    Retry-After, on the API and on the SQL port alike, and the server answers everything else."""
+    slow = "SELECT count() FROM system.numbers"
+    with ThreadPoolExecutor(20) as pool:
+        api = [pool.submit(sql, keyed, slow) for _ in range(14)]
+        time.sleep(0.5)
+        port = httpx.get(f"http://127.0.0.1:{keyed.sql_port}/", params={"query": slow, "password": KEY}, timeout=60)
+        assert keyed.get("/readyz").status_code == 200
+        statuses = sorted(f.result().status_code for f in api)
+    assert statuses.count(504) <= 8 and statuses.count(429) >= 6, statuses
+    refused = next(f.result() for f in api if f.result().status_code == 429)
+    assert refused.json()["error"]["code"] == "overloaded" and int(refused.headers["Retry-After"]) >= 1
+    assert port.headers["X-ClickHouse-Exception-Code"] == "202", port.text
+    assert sql(keyed, "SELECT 1 AS ok").json()["rows"] == [[1]]
 
 
 def test_an_empty_or_oversized_query_is_a_400(keyed: ServerProcess) -> None:

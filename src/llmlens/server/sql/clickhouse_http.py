@@ -65,7 +65,7 @@ _LIMIT_SETTINGS = frozenset({
     "max_execution_time", "max_result_rows", "max_result_bytes", "max_memory_usage", "result_overflow_mode",
     "timeout_overflow_mode", "max_rows_to_read", "max_bytes_to_read", "max_threads", "max_block_size",
 })
-_TIMEOUT_EXCEEDED, _TOO_MANY_ROWS_OR_BYTES = 159, 396
+_TIMEOUT_EXCEEDED, _TOO_MANY_ROWS_OR_BYTES, _TOO_MANY_SIMULTANEOUS_QUERIES = 159, 396, 202
 
 
 def clickhouse_app(engine: SqlEngine, api_key: str | None, version: str) -> Starlette:
@@ -161,7 +161,9 @@ def _error(exc: Exception, query_id: str, version: str) -> Response:
         error = ch.ClickHouseError(_TIMEOUT_EXCEEDED, str(exc))
     elif isinstance(exc, ResultTooLarge):
         error = ch.ClickHouseError(_TOO_MANY_ROWS_OR_BYTES, str(exc))
-    elif isinstance(exc, native.NativeError | Overloaded | StoreError | ServerError):
+    elif isinstance(exc, Overloaded):
+        error = ch.ClickHouseError(_TOO_MANY_SIMULTANEOUS_QUERIES, f"{exc}. (TOO_MANY_SIMULTANEOUS_QUERIES)")
+    elif isinstance(exc, native.NativeError | StoreError | ServerError):
         error = ch.ClickHouseError(ch.STD_EXCEPTION, str(exc))
     else:
         log.exception("the SQL interface failed on a request")

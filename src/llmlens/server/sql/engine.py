@@ -27,11 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from llmlens.server.errors import QueryTimeout, ResultTooLarge, SqlError, SqlRefused, StoreError
+from llmlens.server.errors import Overloaded, QueryTimeout, ResultTooLarge, SqlError, SqlRefused, StoreError
 from llmlens.server.settings import SqlSettings
 from llmlens.server.sql.guard import Statement, check_read_only, parse_ast
 
 MAX_QUERY_CHARS = 256 * 1024
+# Queries admitted at once (running or waiting for a worker) per worker; past it, 429 at once rather
+# than a queue that grows with every client retrying a slow query.
+_ADMITTED_PER_WORKER = 4
 # chDB raises the server's text; clickhouse-connect wraps it ("Received ClickHouse exception, code: N, server
 # response: Code: N. DB::Exception: ... (for url ...)").
 _ERROR = re.compile(r"(?:Code: (\d+)\. DB::Exception: )+")
@@ -71,6 +74,8 @@ class SqlEngine:
         self.limits = limits
         self._conns = _ChdbConnections(backend.path, limits) if backend.name == "chdb" else _ServerClient(backend, limits)
         self._pool = ThreadPoolExecutor(max_workers=limits.max_concurrent, thread_name_prefix="llmlens-sql")
+        self._admitted = 0
+        self._max_admitted = limits.max_concurrent * _ADMITTED_PER_WORKER
 
     @property
     def database(self) -> str:
@@ -78,8 +83,15 @@ class SqlEngine:
 
     async def run(self, sql: str, fmt: str, params: Mapping[str, str] | None = None,
                   allow_format: bool = True) -> SqlResult:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.run_sync, sql, fmt, params, allow_format)
+        if self._admitted >= self._max_admitted:  # on the event loop's thread: no lock needed
+            raise Overloaded(f"{self._admitted} SQL queries are running or waiting ([sql] max_concurrent "
+                             f"{self.limits.max_concurrent}); retry shortly", retry_after=self.limits.timeout_s)
+        self._admitted += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self.run_sync, sql, fmt, params, allow_format)
+        finally:
+            self._admitted -= 1
 
     def run_sync(self, sql: str, fmt: str, params: Mapping[str, str] | None = None,
                  allow_format: bool = True) -> SqlResult:
