@@ -59,51 +59,75 @@ def cpu_mode_supported() -> bool:
     return True
 
 
+class _Thread:
+    """What the sampler keeps per thread between ticks."""
+
+    __slots__ = ("name", "clock", "last", "carry")
+
+    def __init__(self, name: str, clock: int | None) -> None:
+        self.name = name
+        self.clock = clock  # CPU clock id, None when the native id is unknown
+        self.last: int | None = None  # clock reading at the previous tick
+        self.carry = 0  # ns not yet turned into a sample
+
+
 class StackSampler:
     """sample() takes one sample of every thread; drain() hands over what was folded since the last drain."""
+
+    NAMES_EVERY = 100  # ticks between re-reads of thread names (a thread may be renamed)
 
     def __init__(self, hz: int, mode: str, span_on: Callable[[int], ActiveSpan | None]) -> None:
         if mode not in MODES:
             raise ValueError(f"profiling mode must be one of {MODES}, not {mode!r}")
         self.period_ns = 1_000_000_000 // hz
         self.mode = mode
+        self.ticks = 0
         self._span_on = span_on
         self._lock = threading.Lock()
         self._counts: dict[FoldedKey, int] = {}
         self._start_ns = time.time_ns()
-        self._last: dict[int, int] = {}  # thread ident -> clock reading at the previous tick
-        self._carry: dict[int, int] = {}  # thread ident -> ns not yet turned into a sample
+        self._threads: dict[int, _Thread] = {}  # by ident
         self.own_idents: set[int] = set()  # threads never sampled (the sampler's own)
 
-    def _elapsed(self, ident: int, thread: Any, now_wall: int) -> int:
-        """ns this thread is charged with since its previous tick: CPU time, or wall time in wall mode."""
-        if self.mode == "wall":
-            now = now_wall
-        else:
-            native_id = getattr(thread, "native_id", None)
-            if native_id is None:
-                return 0
-            try:
-                now = time.clock_gettime_ns(thread_cpu_clock(native_id))
-            except OSError:  # the thread exited since the frames were taken
-                return 0
-        previous = self._last.get(ident)
-        self._last[ident] = now
-        return 0 if previous is None else now - previous
+    def _refresh_threads(self, idents: Any) -> None:
+        """Names and CPU clocks of the threads now running; state kept for those already known."""
+        by_ident = {t.ident: t for t in threading.enumerate()}
+        threads: dict[int, _Thread] = {}
+        for ident in idents:
+            thread = by_ident.get(ident)
+            name = thread.name if thread is not None else f"thread-{ident}"
+            state = self._threads.get(ident)
+            if state is None:
+                native_id = getattr(thread, "native_id", None)
+                state = _Thread(name, None if native_id is None else thread_cpu_clock(native_id))
+            state.name = name
+            threads[ident] = state
+        self._threads = threads  # an exited thread's state goes: its ident can be reused
 
     def sample(self) -> None:
-        now_wall = time.monotonic_ns()
-        threads = {t.ident: t for t in threading.enumerate()}
         frames = sys._current_frames()
+        self.ticks += 1
+        if frames.keys() != self._threads.keys() or self.ticks % self.NAMES_EVERY == 0:
+            self._refresh_threads(frames.keys())
+        wall = self.mode == "wall"
+        now_wall = time.monotonic_ns()
+        period = self.period_ns
         found: dict[FoldedKey, int] = {}
         for ident, frame in frames.items():
-            if ident in self.own_idents:
+            state = self._threads[ident]
+            if wall:
+                now = now_wall
+            elif state.clock is None or ident in self.own_idents:
                 continue
-            thread = threads.get(ident)
-            elapsed = self._elapsed(ident, thread, now_wall)
-            if elapsed <= 0:
+            else:
+                try:
+                    now = time.clock_gettime_ns(state.clock)
+                except OSError:  # the thread exited since the frames were taken
+                    continue
+            previous, state.last = state.last, now
+            if previous is None or now <= previous or ident in self.own_idents:
                 continue
-            n, self._carry[ident] = divmod(self._carry.get(ident, 0) + elapsed, self.period_ns)
+            n, state.carry = divmod(state.carry + now - previous, period)
             if n == 0:
                 continue
             stack: list[Frame] = []
@@ -111,12 +135,8 @@ class StackSampler:
             while f is not None and len(stack) < MAX_DEPTH:
                 stack.append((f.f_code, f.f_lineno or 0))
                 f = f.f_back
-            name = thread.name if thread is not None else f"thread-{ident}"
-            key = (tuple(stack), name, self._span_on(ident))
+            key = (tuple(stack), state.name, self._span_on(ident))
             found[key] = found.get(key, 0) + n
-        for gone in self._last.keys() - frames.keys():  # exited: an ident can be reused by a new thread
-            del self._last[gone]
-            self._carry.pop(gone, None)
         del frames  # frames hold their locals alive
         if found:
             with self._lock:
