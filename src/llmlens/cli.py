@@ -117,7 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
         return cli_checks.origin(key, flags, config_file)
 
     _configure_logging(settings.log_level)
-    for key, port in (("http_port", settings.http_port), ("grpc_port", settings.grpc_port)):
+    for key, port in (("http_port", settings.http_port), ("grpc_port", settings.grpc_port),
+                      ("sql_port", settings.sql.port)):
         if port:
             try:
                 cli_checks.check_listen(settings.host, port, "--" + key.replace("_", "-"))

@@ -210,6 +210,19 @@ def test_port_in_use_is_a_failure_not_a_usage_error(files: Path) -> None:
     assert_store_never_opened(files)
 
 
+def test_sql_port_in_use_is_a_failure_before_the_store_opens(files: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        result = llmlens("serve", "--http-port", str(free_port()), "--grpc-port", "0", "--sql-port", str(taken),
+                         cwd=files)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"llmlens: error: cannot listen on 127.0.0.1:{taken}: the port is in use; pick another with --sql-port"]
+    assert_store_never_opened(files)
+
+
 # --- serve: a failure after the store has opened ------------------------------------------
 
 def test_store_is_closed_when_serving_fails_after_it_opened(tmp_path: Path) -> None:
