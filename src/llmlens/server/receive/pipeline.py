@@ -4,19 +4,19 @@ partial_success needs; raises the decode and store errors for the transport to m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from llmlens.server.errors import ServerError, Unavailable
 from llmlens.server.normalise import CostModel
 from llmlens.server.receive.inflight import InflightBytes
-from llmlens.server.receive.workers import build_batch, build_in_worker
+from llmlens.server.receive.pool_health import exit_codes, has_dead_worker, unstick
+from llmlens.server.receive.workers import BuiltBatch, build_batch, build_in_worker
 from llmlens.server.signals import BodyKind
 from llmlens.server.store import Store
 from llmlens.server.store.batch import DEFAULT_DERIVATIONS, Batch, Derivation
@@ -99,7 +99,7 @@ class Ingestor:
             self._replace_broken(workers)
             raise BrokenProcessPool("the worker pool broke while this export was handed to it") from exc
         try:
-            built = await asyncio.wrap_future(future)
+            built = await _result(workers, future)
         except BrokenProcessPool:
             self._replace_broken(workers)
             raise
@@ -118,7 +118,7 @@ class Ingestor:
             return
         self.workers = self._start_workers()
         log.error("an ingest worker process died (%s); started new workers, and the exports it was "
-                  "decoding are retried once", _exit_codes(workers))
+                  "decoding are retried once", exit_codes(workers))
         workers.shutdown(wait=False, cancel_futures=True)
 
     async def ingest(self, signal: str, body: bytes, kind: BodyKind) -> IngestResult:
@@ -138,10 +138,27 @@ class Ingestor:
             self.workers.shutdown(wait=True, cancel_futures=False)
 
 
-def _exit_codes(workers: ProcessPoolExecutor) -> str:
-    """How the pool's processes ended, for the log (-9: killed by SIGKILL, the OOM killer's signal)."""
-    codes: list[str] = []
-    with contextlib.suppress(Exception):  # the pool's process table is not public API
-        codes = [f"pid {pid} exit code {p.exitcode}" for pid, p in dict(workers._processes).items()
-                 if p.exitcode is not None]
-    return ", ".join(codes) or "exit code unknown"
+# A pool notices a dead worker within milliseconds; one that has not after this never will (pool_health).
+_DEATH_GRACE_S = 2.0
+_DEATH_CHECK_S = 0.5
+
+
+async def _result(workers: ProcessPoolExecutor, future: Future) -> BuiltBatch:
+    """The worker's result; a pool that lost a worker without noticing is made to break (and so retried)."""
+    waiting = asyncio.wrap_future(future)
+    dead_since: float | None = None
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=_DEATH_CHECK_S)
+            if done:
+                return waiting.result()
+            if not has_dead_worker(workers):
+                continue
+            dead_since = dead_since or time.monotonic()
+            if time.monotonic() - dead_since >= _DEATH_GRACE_S:
+                codes = exit_codes(workers)
+                if unstick(workers):
+                    log.error("an ingest worker died without its pool noticing (%s); broke the pool", codes)
+    except asyncio.CancelledError:
+        waiting.cancel()
+        raise
