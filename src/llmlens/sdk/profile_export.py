@@ -46,18 +46,27 @@ class SourcePaths:
         return filename[len(best):] if best else filename
 
 
+def line_at(code: CodeType, offset: int) -> int:
+    """The source line of the instruction at byte `offset` in `code` (its first line when unknown)."""
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line or code.co_firstlineno
+    return code.co_firstlineno
+
+
 def encode_pprof(folded: FoldedProfile, mode: str, period_ns: int, source_path: SourcePaths) -> bytes:
     builder = ProfileBuilder(sample_type=(mode, "samples"), period_type=(mode, "nanoseconds"), period=period_ns,
                              time_nanos=folded.start_ns, duration_nanos=max(0, folded.end_ns - folded.start_ns))
-    locations: dict[tuple[CodeType, int], int] = {}
-    for (frames, thread_name, span), count in folded.counts.items():
+    locations: dict[tuple[int, int], int] = {}
+    for (stack, thread_name, span), count in folded.counts.items():
         ids = []
-        for frame in frames:
+        for i in range(0, len(stack), 2):
+            frame = (stack[i], stack[i + 1])
             location_id = locations.get(frame)
             if location_id is None:
-                code, line = frame
+                code = folded.codes[frame[0]]
                 location_id = locations[frame] = builder.location(
-                    code.co_qualname, source_path(code.co_filename), code.co_firstlineno, line)
+                    code.co_qualname, source_path(code.co_filename), code.co_firstlineno, line_at(code, frame[1]))
             ids.append(location_id)
         labels = [("thread_name", thread_name)]
         if span is not None:

@@ -27,14 +27,19 @@ from llmlens.sdk.profile_spans import ActiveSpan
 MAX_DEPTH = 512  # frames kept per sample, the innermost ones (the server refuses stacks past 1024)
 MODES = ("cpu", "wall")
 
-Frame = tuple[CodeType, int]  # (code, line)
-# (frames innermost first, thread name, span or None) -> number of samples
-FoldedKey = tuple[tuple[Frame, ...], str, ActiveSpan | None]
+# A stack is kept as flat ints, innermost frame first: id(code), offset of the last instruction,
+# id(code), offset, ... Hashing code objects (their names, bytecode and constants, every time) and
+# computing line numbers (a scan of the line table) per frame per sample cost ~20x more; lines are
+# looked up once per distinct (code, offset) when a profile is exported.
+Stack = tuple[int, ...]
+# (stack, thread name, span or None) -> number of samples
+FoldedKey = tuple[Stack, str, ActiveSpan | None]
 
 
 @dataclass
 class FoldedProfile:
     counts: dict[FoldedKey, int]
+    codes: dict[int, CodeType]  # id -> code of every frame in `counts`, kept alive so ids stay unique
     start_ns: int  # wall clock, Unix epoch
     end_ns: int
 
@@ -85,6 +90,7 @@ class StackSampler:
         self._span_on = span_on
         self._lock = threading.Lock()
         self._counts: dict[FoldedKey, int] = {}
+        self._codes: dict[int, CodeType] = {}
         self._start_ns = time.time_ns()
         self._threads: dict[int, _Thread] = {}  # by ident
         self.own_idents: set[int] = set()  # threads never sampled (the sampler's own)
@@ -113,6 +119,7 @@ class StackSampler:
         now_wall = time.monotonic_ns()
         period = self.period_ns
         found: dict[FoldedKey, int] = {}
+        codes: dict[int, CodeType] = {}
         for ident, frame in frames.items():
             state = self._threads[ident]
             if wall:
@@ -130,16 +137,22 @@ class StackSampler:
             n, state.carry = divmod(state.carry + now - previous, period)
             if n == 0:
                 continue
-            stack: list[Frame] = []
+            stack: list[int] = []
             f: Any = frame
-            while f is not None and len(stack) < MAX_DEPTH:
-                stack.append((f.f_code, f.f_lineno or 0))
+            depth = 0
+            while f is not None and depth < MAX_DEPTH:
+                code = f.f_code
+                codes[id(code)] = code
+                stack.append(id(code))
+                stack.append(f.f_lasti)
                 f = f.f_back
+                depth += 1
             key = (tuple(stack), state.name, self._span_on(ident))
             found[key] = found.get(key, 0) + n
         del frames  # frames hold their locals alive
         if found:
             with self._lock:
+                self._codes.update(codes)
                 for key, n in found.items():
                     self._counts[key] = self._counts.get(key, 0) + n
 
@@ -147,6 +160,7 @@ class StackSampler:
         now = time.time_ns()
         with self._lock:
             counts, self._counts = self._counts, {}
+            codes, self._codes = self._codes, {}
             start, self._start_ns = self._start_ns, now
-        return FoldedProfile(counts, start, now)
+        return FoldedProfile(counts, codes, start, now)
 
