@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                 for name, path in pages.items():
                     page.goto(server + path)
                     page.wait_for_selector("body[data-ready='ok']")
+                    page.wait_for_load_state("networkidle")  # panels that load after the page's own data
                     page.screenshot(path=str(OUT / f"{name}.png"), full_page=name not in ("trace", "sessions"))
                     print(f"wrote {OUT / f'{name}.png'}")
                 browser.close()
