@@ -6,7 +6,8 @@ Scenarios:
   threads  the main thread burns CPU in `burn_in_span` inside the span "burn"; a thread named
            "idle-waiter" waits on an event and one named "sleeper" sleeps, the whole time
   asyncio  two tasks on one event loop take turns burning CPU, `burn_task_a` inside span "task-a"
-           and `burn_task_b` inside span "task-b"
+           and `burn_task_b` inside span "task-b"; then a task started inside span "parent"
+           burns CPU in `burn_in_child` without a span of its own
 It prints one JSON line: the span ids, the answer the work computed, and whether any llmlens
 thread is still alive after llmlens.shutdown().
 """
@@ -91,7 +92,19 @@ async def asyncio_scenario(seconds: float) -> dict[str, object]:
 
     a, b = await asyncio.gather(task("task-a", burn_task_a), task("task-b", burn_task_b))
     ids["rounds"] = a + b
+    with tracer.start_as_current_span("parent") as span:  # a child task that starts no span of its own
+        ids["parent"] = span_ids(span)
+        await asyncio.create_task(child_without_span(seconds / 2))
     return ids
+
+
+async def child_without_span(seconds: float) -> int:
+    await asyncio.sleep(0)
+    return burn_in_child(seconds)
+
+
+def burn_in_child(seconds: float) -> int:
+    return work(seconds)
 
 
 def main() -> None:
