@@ -28,13 +28,17 @@ counts (instructions per call = difference / difference in calls: start-up cance
 stream loop at two answer lengths (max_tokens 64 vs 8: 20 more chunks a call; instructions per
 chunk = difference / (calls x 20)); the baseline's figures are subtracted. Runs two at a time.
 
-Peers (installed separately, never a dependency of llmlens):
-  openai-v2      opentelemetry-instrumentation-openai-v2==2.4b0 + opentelemetry-util-genai==0.4b0
+Peers (never a dependency of llmlens) run each in its own virtualenv, since they do not install
+beside one another: made on first use with pip from the package index, cached under
+$LLMLENS_BENCH_CACHE (default ~/.cache/llmlens/bench-venvs/<row>), and given the same `openai`
+release as this interpreter so that the baseline applies to them too:
+  openai-v2      opentelemetry-instrumentation-openai-v2 + opentelemetry-util-genai
   langfuse       langfuse (v3+ OTel-based), its drop-in openai client
   openinference  openinference-instrumentation-openai
   openllmetry    traceloop-sdk
   openlit        openlit
-A row whose library is not installed is reported as such and skipped.
+--no-venvs runs them in this interpreter instead (a row whose library is not installed here is
+then reported as such and skipped); a virtualenv that cannot be made is reported and skipped.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import argparse
 import contextlib
 import json
 import os
+import pathlib
 import resource
 import socket
 import statistics
@@ -58,6 +63,12 @@ ROWS = ("baseline", "llmlens", "openai-v2", "langfuse", "openinference", "openll
 MODES = ("chat", "stream")
 MESSAGES = [{"role": "system", "content": "You are a helpful support assistant."},
             {"role": "user", "content": "How do I get a refund for a duplicate charge on my invoice?"}]
+OTEL_HTTP = ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http")
+PEER_PACKAGES = {"openai-v2": ("opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai", *OTEL_HTTP),
+                 "langfuse": ("langfuse",),
+                 "openinference": ("openinference-instrumentation-openai", *OTEL_HTTP),
+                 "openllmetry": ("traceloop-sdk",),
+                 "openlit": ("openlit",)}
 REQUIRED_MODULE = {"llmlens": "llmlens.sdk", "openai-v2": "opentelemetry.instrumentation.openai_v2",
                    "langfuse": "langfuse", "openinference": "openinference.instrumentation.openai",
                    "openllmetry": "traceloop.sdk", "openlit": "openlit"}
@@ -246,6 +257,41 @@ def _mock_llm() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def _venv_python(row: str) -> str | None:
+    """The interpreter of `row`'s own virtualenv, made (and cached) on first use; None if pip fails."""
+    from importlib.metadata import version
+
+    packages = (f"openai=={version('openai')}", *PEER_PACKAGES[row])
+    root = os.environ.get("LLMLENS_BENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "llmlens",
+                                                                 "bench-venvs")
+    venv = os.path.join(root, row)
+    python = os.path.join(venv, "bin", "python")
+    marker = os.path.join(venv, "llmlens-bench-packages.txt")
+    wanted = "\n".join(packages)
+    if os.path.exists(marker) and pathlib.Path(marker).read_text() == wanted:
+        return python
+    print(f"  making a virtualenv for {row} ({' '.join(packages)}) in {venv}", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+    out = subprocess.run([python, "-m", "pip", "install", "-q", *packages], capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"! {row}: pip install failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None
+    pathlib.Path(marker).write_text(wanted)
+    return python
+
+
+def _interpreters(rows: list[str], venvs: bool) -> tuple[dict[str, str], list[str]]:
+    """(row -> python executable, rows that cannot run)."""
+    pythons, missing = {}, []
+    for row in rows:
+        python = _venv_python(row) if venvs and row in PEER_PACKAGES else (sys.executable if _installed(row) else None)
+        if python is None:
+            missing.append(row)
+        else:
+            pythons[row] = python
+    return pythons, missing
+
+
 def _installed(row: str) -> bool:
     module = REQUIRED_MODULE.get(row)
     if module is None:
@@ -266,7 +312,7 @@ def _fmt(value: float | None, digits: int = 0, signed: bool = True) -> str:
 
 def _child_command(args: argparse.Namespace, row: str, mode: str, base_url: str, sink: str, calls: int,
                    max_tokens: int = 64) -> list[str]:
-    return [sys.executable, os.path.abspath(__file__), "--calls", str(calls), "--warmup", str(args.warmup),
+    return [args.pythons[row], os.path.abspath(__file__), "--calls", str(calls), "--warmup", str(args.warmup),
             "--max-tokens", str(max_tokens), "--child", row, mode, base_url, sink]
 
 
@@ -336,7 +382,7 @@ def timed(args: argparse.Namespace, rows: list[str], missing: list[str]) -> int:
         ]
         print("| " + " | ".join(cells) + " |")
     for row in missing:
-        print(f"| {row} | not installed ({REQUIRED_MODULE[row]}) |")
+        print(f"| {row} | could not be installed ({' '.join(PEER_PACKAGES.get(row, ()))}) |")
     _verdict({r: _paired(results, r, "chat", "cpu_us")[0] for r in rows if r != "baseline"},
              {r: _paired(results, r, "stream", "chunk_us")[0] for r in rows if r != "baseline"}, "us", 2)
     return 0
@@ -400,7 +446,7 @@ def instructions(args: argparse.Namespace, rows: list[str], missing: list[str]) 
     for row in chat:
         print(f"| {row} | {chat[row]:+,.0f} instr | {chunk[row]:+,.0f} instr |")
     for row in missing:
-        print(f"| {row} | not installed ({REQUIRED_MODULE[row]}) |")
+        print(f"| {row} | could not be installed ({' '.join(PEER_PACKAGES.get(row, ()))}) |")
     _verdict(chat, chunk, "instr", 0)
     return 0
 
@@ -412,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--rows", default=",".join(ROWS))
     p.add_argument("--instructions", action="store_true", help="count instructions with valgrind instead of timing")
+    p.add_argument("--no-venvs", action="store_true", help="run the peers in this interpreter, not their own venvs")
     p.add_argument("--max-tokens", type=int, default=64, help=argparse.SUPPRESS)
     p.add_argument("--child", nargs=4, metavar=("ROW", "MODE", "BASE_URL", "SINK"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -421,10 +468,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    missing = [r for r in rows if not _installed(r)]
-    rows = [r for r in rows if r not in missing]
     if "baseline" not in rows:
         rows.insert(0, "baseline")
+    args.pythons, missing = _interpreters(rows, not args.no_venvs)
+    rows = [r for r in rows if r not in missing]
     return instructions(args, rows, missing) if args.instructions else timed(args, rows, missing)
 
 
