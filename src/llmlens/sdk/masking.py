@@ -31,14 +31,21 @@ SAFE_KEYS = frozenset({
 })
 
 
+_TEXT_TYPES = (str, list, tuple)
+# Span names repeat ("chat gpt-4o-mini"): each distinct name is redacted once.
+_NAME_CACHE_MAX = 4096
+
+
 def mask_mapping(redactor: Any, attributes: Mapping[str, Any] | None,
                  inbound: bool = False) -> dict[str, Any] | None:
     """Masked copy of an attribute mapping, or None when nothing needed masking. `inbound`: the
     attributes of a server span (its peer is the caller)."""
     if not attributes:
         return None
-    candidates = {k: v for k, v in attributes.items()
-                  if k not in SAFE_KEYS and isinstance(v, str | list | tuple)}
+    # The SDK's BoundedAttributes reads through Mapping's generic methods and a lock; its plain
+    # dict is read directly (as otlp_encoding does: the span has ended, nothing writes it).
+    plain = getattr(attributes, "_dict", attributes)
+    candidates = {k: v for k, v in plain.items() if k not in SAFE_KEYS and isinstance(v, _TEXT_TYPES)}
     if not candidates:
         return None
     masked = redactor.redact_attributes(candidates, inbound=inbound)
@@ -74,11 +81,20 @@ def _masked_links(redactor: Any, links: Sequence[Link]) -> list[Link] | None:
     return [link if attrs is None else Link(link.context, attrs) for link, attrs in zip(links, masked, strict=True)]
 
 
-def mask_span(redactor: Any, span: ReadableSpan) -> ReadableSpan:
-    attrs = mask_mapping(redactor, span.attributes, inbound=span.kind is SpanKind.SERVER)
-    events = _masked_events(redactor, span.events) if span.events else None
-    links = _masked_links(redactor, span.links) if span.links else None
-    name = redactor.redact(span.name)
+def mask_span(redactor: Any, span: ReadableSpan, names: dict[str, str] | None = None) -> ReadableSpan:
+    """`span`, or a copy with its free text masked. `names`: a cache of redacted span names."""
+    attrs = mask_mapping(redactor, getattr(span, "_attributes", None) or span.attributes,
+                         inbound=span.kind is SpanKind.SERVER)
+    # ReadableSpan.events/.links copy into a new tuple on each read: test the lists first.
+    events = _masked_events(redactor, span.events) if getattr(span, "_events", True) else None
+    links = _masked_links(redactor, span.links) if getattr(span, "_links", True) else None
+    name = names.get(span.name) if names is not None else None
+    if name is None:
+        name = redactor.redact(span.name)
+        if names is not None:
+            if len(names) >= _NAME_CACHE_MAX:
+                names.clear()
+            names[span.name] = name
     status = span.status
     description = status.description
     masked_description = redactor.redact(description) if description else description
@@ -99,10 +115,11 @@ class MaskingSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, redactor: Any) -> None:
         self._inner = inner
         self._redactor = redactor
+        self._names: dict[str, str] = {}
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        redactor = self._redactor
-        return self._inner.export([mask_span(redactor, s) for s in spans])
+        redactor, names = self._redactor, self._names
+        return self._inner.export([mask_span(redactor, s, names) for s in spans])
 
     def shutdown(self) -> None:
         self._inner.shutdown()

@@ -18,6 +18,7 @@ from llmlens import semconv
 from llmlens.sdk import runtime
 from llmlens.sdk.context import current_app_department
 from llmlens.sdk.openai_content import chat_output_messages, request_content
+from llmlens.sdk.span_attributes import set_clean_attributes
 
 _perf = time.perf_counter
 
@@ -123,7 +124,7 @@ class LlmCall:
                 generating = ended - (first_chunk_at or ended)
                 if output_tokens and generating > 0:
                     out["llmlens.output_tokens_per_second"] = output_tokens / generating
-            self.span.set_attributes(out)
+            set_clean_attributes(self.span, out)
         self.span.end()
         rt.metrics.record(
             operation=self.operation, provider=self.provider, request_model=self.request_model,
@@ -154,7 +155,7 @@ def usage_counts(usage: Any) -> tuple[int, int, int, int]:
 def finish_chat(call: LlmCall, result: Any) -> None:
     attrs: dict[str, Any] = {}
     choices = getattr(result, "choices", None) or ()
-    reasons = [c.finish_reason for c in choices if c.finish_reason]
+    reasons = tuple([c.finish_reason for c in choices if c.finish_reason])
     if reasons:
         attrs[semconv.FINISH_REASONS] = reasons
     response_id = getattr(result, "id", None)
@@ -183,7 +184,7 @@ def finish_response(call: LlmCall, result: Any) -> None:
     if status:
         incomplete = getattr(result, "incomplete_details", None)
         reason = getattr(incomplete, "reason", None) if incomplete is not None else None
-        attrs[semconv.FINISH_REASONS] = [reason or ("stop" if status == "completed" else str(status))]
+        attrs[semconv.FINISH_REASONS] = (reason or ("stop" if status == "completed" else str(status)),)
     response_id = getattr(result, "id", None)
     if response_id:
         attrs["gen_ai.response.id"] = response_id

@@ -16,6 +16,7 @@ pass straight through.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import wrapt
@@ -44,8 +45,10 @@ def _active() -> runtime.Runtime | None:
 
 
 def _suppress_http(rt: runtime.Runtime) -> object | None:
-    # The LLM span is the client span: no second httpx span for the same request.
-    if rt.http_instrumented and _SUPPRESS_HTTP_INSTRUMENTATION_KEY is not None:
+    # The LLM span is the client span: no second httpx span for the same request. The httpx
+    # instrumentation is applied when httpx is imported; a client on another transport (openai's
+    # httpx2) never imports it, and then there is nothing to suppress and no context to attach.
+    if rt.http_instrumented and _SUPPRESS_HTTP_INSTRUMENTATION_KEY is not None and "httpx" in sys.modules:
         return otel_context.attach(otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True))
     return None
 

@@ -67,7 +67,7 @@ class _ChatState:
             return
         attrs: dict[str, Any] = {}
         if self.reasons:
-            attrs[semconv.FINISH_REASONS] = self.reasons
+            attrs[semconv.FINISH_REASONS] = tuple(self.reasons)
         if self.response_id:
             attrs["gen_ai.response.id"] = self.response_id
         if self.texts is not None:
@@ -114,7 +114,7 @@ class _ResponseState(_ChatState):
         if final is not None:
             i, o, c, r = usage_counts(final.usage)
             model = final.model or ""
-            attrs[semconv.FINISH_REASONS] = ["stop" if final.status == "completed" else str(final.status)]
+            attrs[semconv.FINISH_REASONS] = ("stop" if final.status == "completed" else str(final.status),)
             attrs["gen_ai.response.id"] = final.id
             if self.texts is not None:
                 attrs[semconv.OUTPUT_MESSAGES] = json.dumps(

@@ -205,11 +205,12 @@ def encode_span(span: Any) -> bytes:
     dropped = span.dropped_attributes
     if dropped:
         parts.append(b"\x50" + varint(dropped))
-    if span.events:
+    # ReadableSpan.events/.links copy into a new tuple on each read: test the SDK's lists first.
+    if getattr(span, "_events", True) and span.events:
         parts.append(_events(span.events))
     if span.dropped_events:
         parts.append(b"\x60" + varint(span.dropped_events))
-    if span.links:
+    if getattr(span, "_links", True) and span.links:
         parts.append(_links(span.links))
     if span.dropped_links:
         parts.append(b"\x70" + varint(span.dropped_links))
