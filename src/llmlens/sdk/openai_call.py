@@ -18,6 +18,7 @@ from llmlens import semconv
 from llmlens.sdk import runtime
 from llmlens.sdk.context import current_app_department
 from llmlens.sdk.openai_content import chat_output_messages, request_content
+from llmlens.sdk.sampling import LlmSampler
 from llmlens.sdk.span_attributes import set_clean_attributes
 
 _perf = time.perf_counter
@@ -33,6 +34,9 @@ REQUEST_PARAMS = (
     ("presence_penalty", "gen_ai.request.presence_penalty"),
     ("seed", "gen_ai.request.seed"),
 )
+
+
+_NUMBERS = (int, float)
 
 
 def _server(instance: Any) -> tuple[str, int, str]:
@@ -79,12 +83,20 @@ class LlmCall:
             attrs[semconv.REQUEST_STREAM] = True
         for arg, attr in REQUEST_PARAMS:
             value = kwargs.get(arg)
-            if value is not None and isinstance(value, int | float):
+            if value is not None and isinstance(value, _NUMBERS):
                 attrs[attr] = value
         if self.capture:
             attrs.update(request_content(operation, kwargs))
-        self.span = rt.tracer.start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
-                                         attributes=attrs)
+        name = f"{operation} {model}" if model else operation
+        tracer = rt.tracer
+        if type(getattr(tracer, "sampler", None)) is LlmSampler:
+            # llmlens's sampler decides on the trace id alone, so the attributes (of OTel's clean
+            # types, built above) need not pass through start_span's per-value validation; an app's
+            # own provider and sampler get them at start, through the API.
+            self.span = span = tracer.start_span(name, kind=SpanKind.CLIENT)
+            set_clean_attributes(span, attrs)
+        else:
+            self.span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
         self.started = _perf()
 
     def fail(self, exc: BaseException) -> None:
