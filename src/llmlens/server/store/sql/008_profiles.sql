@@ -40,7 +40,13 @@ CREATE TABLE IF NOT EXISTS {local:llmlens_profile_samples}{on_cluster} (
     SpanName LowCardinality(String),
     ThreadName LowCardinality(String),
     INDEX idx_span_id SpanId TYPE bloom_filter(0.001) GRANULARITY 1,
-    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    -- A profile's entries summed per stack (its spans and threads dropped): ~8x fewer rows for flame
+    -- graphs filtered by nothing but service, type and time, which ClickHouse reads from here itself.
+    PROJECTION stack_totals (
+        SELECT ServiceName, ProfileType, Timestamp, StackId, sum(Value)
+        GROUP BY ServiceName, ProfileType, Timestamp, StackId
+    )
 ) ENGINE = {engine:MergeTree()}
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, ProfileType, toUnixTimestamp(Timestamp), StackId)
