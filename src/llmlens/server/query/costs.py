@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from llmlens.server.query.call_context import CALLS
 from llmlens.server.query.llm_filter import LlmFilter
 from llmlens.server.query.overview import MODEL_EXPR
 from llmlens.server.query.search import Store
@@ -16,6 +17,8 @@ DIMENSIONS = {
     "user": "UserId",
     "service": "toString(ServiceName)",
 }
+# Keys a call may inherit from its trace: grouped over CALLS (query/call_context.py), else llm_calls.
+_INHERITED = {"app", "department", "user"}
 SERIES_KEYS = 8  # the costliest keys get their own line; the rest are summed as "other"
 
 _SUMS = """count() AS requests, countIf(NOT Priced) AS unpriced_requests,
@@ -26,14 +29,14 @@ TOTALS_SQL = f"SELECT {_SUMS} FROM llm_calls WHERE {{where}}"
 
 BREAKDOWN_SQL = f"""
 SELECT {{key}} AS key, {_SUMS}
-FROM llm_calls WHERE {{where}}
+FROM {{calls}} WHERE {{where}}
 GROUP BY key ORDER BY cost_usd DESC, requests DESC, key LIMIT 200"""
 
 SERIES_SQL = """
 SELECT formatDateTime(toStartOfInterval(toDateTime(Timestamp), toIntervalSecond({step:UInt32})),
                       '%Y-%m-%dT%H:%i:%SZ') AS bucket,
        {key} AS key, sum(CostUsd) AS cost_usd, count() AS requests
-FROM llm_calls WHERE {where}
+FROM {calls} WHERE {where}
 GROUP BY bucket, key ORDER BY bucket"""
 
 UNPRICED_SQL = f"""
@@ -46,9 +49,11 @@ GROUP BY model, provider ORDER BY requests DESC LIMIT 50"""
 async def costs(store: Store, flt: LlmFilter, group_by: str, step_seconds: int) -> dict[str, Any]:
     key = DIMENSIONS[group_by]
     where, params = flt.where(), flt.params()
+    calls = CALLS if group_by in _INHERITED else "llm_calls"
 
     async def run(sql: str, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return await store.fetch(sql.replace("{key}", key).replace("{where}", where), {**params, **(extra or {})})
+        sql = sql.replace("{key}", key).replace("{calls}", calls).replace("{where}", where)
+        return await store.fetch(sql, {**params, **(extra or {})})
 
     totals, breakdown, series, unpriced = await asyncio.gather(
         run(TOTALS_SQL), run(BREAKDOWN_SQL), run(SERIES_SQL, {"step": step_seconds}), run(UNPRICED_SQL))

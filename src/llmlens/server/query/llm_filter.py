@@ -6,16 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmlens.semconv import MODEL_OPERATIONS
+from llmlens.server.query import call_context
 from llmlens.server.query.window import Window
 
-# Filter name -> condition over llm_calls; each reads the parameter f_<name>.
+# Filter name -> condition over llm_calls; each reads the parameter f_<name>. User and session: the
+# call's own, else its trace's (set on a span exported in another request: query/call_context.py).
 _CONDITIONS = {
     "service": "ServiceName = {f_service:String}",
     "app": "App = {f_app:String}",
     "department": "Department = {f_department:String}",
     "model": "(RequestModel = {f_model:String} OR ResponseModel = {f_model:String})",
-    "user": "UserId = {f_user:String}",
-    "session": "SessionId = {f_session:String}",
+    "user": call_context.equals("UserId", "f_user"),
+    "session": call_context.equals("SessionId", "f_session"),
 }
 FILTER_NAMES = tuple(_CONDITIONS)
 # Tool, retrieval and agent steps have llm_calls rows too; "requests" means model calls only,

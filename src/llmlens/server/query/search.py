@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
+from llmlens.server.query.call_context import CALLS, TRACE_COLUMNS
 from llmlens.server.query.traceql import CompiledQuery
 from llmlens.server.query.traces import add_unpriced_counts, decode_cursor, encode_cursor
 from llmlens.server.query.window import Window, rfc3339
@@ -14,14 +16,20 @@ class Store(Protocol):
 
 
 # The LLM side is joined only when the query reads it, and only for the window's rows.
-_LLM_JOIN = """
-LEFT JOIN (
-    SELECT TraceId, SpanId, Operation, Provider, RequestModel, ResponseModel, InputTokens,
+_LLM_COLUMNS = """TraceId, SpanId, Operation, Provider, RequestModel, ResponseModel, InputTokens,
            OutputTokens, CachedInputTokens, ReasoningTokens, CostUsd, Streaming, TtftMs,
-           FinishReasons, ErrorType, App, Department, UserId, SessionId, ToolNames
+           FinishReasons, ErrorType, App, Department, UserId, SessionId, ToolNames"""
+_LLM_JOIN = f"""
+LEFT JOIN (
+    SELECT {_LLM_COLUMNS}
     FROM llm_calls
-    WHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}
+    WHERE Timestamp >= {{start:DateTime64(9)}} AND Timestamp < {{end:DateTime64(9)}}
 ) AS l ON l.TraceId = s.TraceId AND l.SpanId = s.SpanId"""
+# A query on session, user, app or department reads the call's own value, else its trace's
+# (query/call_context.py). The compiled fragments hold our column names, never user text.
+_LLM_CONTEXT_JOIN = f"""
+LEFT JOIN (SELECT {_LLM_COLUMNS} FROM {CALLS}) AS l ON l.TraceId = s.TraceId AND l.SpanId = s.SpanId"""
+_READS_CONTEXT = re.compile(r"\bl\.(?:" + "|".join(TRACE_COLUMNS) + r")\b")
 
 # The matching traces, newest matching span first: one page of (time, trace id) keys past the cursor.
 # The cursor is on the aggregate, so it goes in HAVING: dropping newer rows in WHERE would lower the
@@ -65,8 +73,12 @@ def search_sql(compiled: CompiledQuery, *, after_cursor: bool = False) -> str:
     having = [f"({compiled.having})"] if compiled.having else []
     if after_cursor:
         having.append(_AFTER_CURSOR)
+    join = ""
+    if compiled.uses_llm:
+        reads_context = _READS_CONTEXT.search(f"{compiled.where} {compiled.having or ''}")
+        join = _LLM_CONTEXT_JOIN if reads_context else _LLM_JOIN
     return (_MATCH_SQL
-            .replace("{join}", _LLM_JOIN if compiled.uses_llm else "")
+            .replace("{join}", join)
             .replace("{where}", compiled.where)
             .replace("{having}", f"HAVING {' AND '.join(having)}" if having else ""))
 

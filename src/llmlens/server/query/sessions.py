@@ -1,4 +1,5 @@
-"""Conversations: LLM calls grouped by their normalised session id."""
+"""Conversations: LLM calls grouped by their normalised session id (the call's own, else its trace's:
+query/call_context.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from llmlens import semconv
 from llmlens.server.query import keyset
+from llmlens.server.query.call_context import CALLS
 from llmlens.server.query.llm_filter import LlmFilter
 from llmlens.server.query.overview import MODEL_EXPR
 from llmlens.server.query.search import Store
@@ -27,7 +29,7 @@ SELECT SessionId AS session_id, uniqExact(TraceId) AS turns, count() AS llm_call
        groupUniqArrayIf(5)(toString(App), App != '') AS apps,
        groupUniqArrayIf(5)(toString({MODEL_EXPR}), {MODEL_EXPR} != '') AS models,
        toString(max(Timestamp)) AS last_call
-FROM llm_calls WHERE {{where}} AND SessionId != ''
+FROM {CALLS} WHERE {{where}} AND SessionId != ''
 GROUP BY SessionId {{having}}
 ORDER BY max(Timestamp) DESC, session_id LIMIT {{limit:UInt32}}"""
 # Past a page's last session: keyset on (last call, session id), on the aggregate, hence in HAVING.
@@ -40,7 +42,7 @@ SELECT TraceId AS trace_id, formatDateTime(min(Timestamp), {_TIME}) AS first_cal
        sum(CostUsd) AS cost_usd, countIf(NOT Priced) AS unpriced_requests, countIf(IsError) AS llm_errors,
        groupUniqArrayIf(5)(UserId, UserId != '') AS users,
        argMin(SpanId, Timestamp) AS first_span, argMax(SpanId, Timestamp) AS last_span
-FROM llm_calls WHERE {{where}}
+FROM {CALLS} WHERE {{where}}
 GROUP BY TraceId ORDER BY min(Timestamp), trace_id LIMIT 2000"""
 
 # The prompt of each turn's first call and the response of its last, from their spans (the text is

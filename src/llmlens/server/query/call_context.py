@@ -1,0 +1,48 @@
+"""LLM calls with the session, user, app and department they inherit from their trace.
+
+At ingest a call that sets none of these takes its nearest ancestor's, else its root's, among the
+spans of its own export request (normalise/trace_context.py). Spans of one trace exported in other
+requests (a BatchSpanProcessor exports a child LLM span before its request span) reach the call
+here: trace_index holds each trace's facts as its spans set them (store/trace_index.py), and a call
+whose own value is empty reads its trace's.
+
+The cost is bounded: one semi-join of trace_index, restricted to the window's days and to the traces
+of the window's calls that lack a fact. Queries that neither select, group nor filter by these facts
+read llm_calls as it is.
+"""
+
+from __future__ import annotations
+
+_DAYS = "Day >= toDate({start:DateTime64(9)}) - 1 AND Day <= toDate({end:DateTime64(9)})"
+_WINDOW = "Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}"
+
+# llm_calls of the window ({start}, {end}) with the four facts completed; the same columns, so it
+# stands in for `llm_calls` in FROM. ('' where neither the call nor its trace has the fact.)
+CALLS = f"""(
+    SELECT c.* REPLACE (if(c.SessionId != '', c.SessionId, t.TraceSessionId) AS SessionId,
+                        if(c.UserId != '', c.UserId, t.TraceUserId) AS UserId,
+                        if(c.App != '', toString(c.App), t.TraceApp) AS App,
+                        if(c.Department != '', toString(c.Department), t.TraceDepartment) AS Department)
+    FROM (SELECT * FROM llm_calls WHERE {_WINDOW}) AS c
+    LEFT JOIN (
+        SELECT TraceId, max(SessionId) AS TraceSessionId, max(UserId) AS TraceUserId, max(App) AS TraceApp,
+               max(Department) AS TraceDepartment
+        FROM trace_index
+        WHERE {_DAYS}
+          AND TraceId IN (SELECT TraceId FROM llm_calls WHERE {_WINDOW}
+                          AND (SessionId = '' OR UserId = '' OR App = '' OR Department = ''))
+        GROUP BY TraceId
+    ) AS t ON t.TraceId = c.TraceId
+)"""
+
+TRACE_COLUMNS = ("SessionId", "UserId", "App", "Department")
+
+
+def equals(column: str, param: str) -> str:
+    """A condition over llm_calls: the call's `column`, else its trace's, equals the parameter `param`
+    (a String). Cheaper than CALLS for a filter: only the traces whose value matches are read."""
+    if column not in TRACE_COLUMNS:
+        raise ValueError(f"not a trace context column: {column}")
+    return (f"({column} = {{{param}:String}} OR ({column} = '' AND TraceId IN ("
+            f"SELECT TraceId FROM trace_index WHERE {_DAYS} "
+            f"GROUP BY TraceId HAVING max({column}) = {{{param}:String}})))")
