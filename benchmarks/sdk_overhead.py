@@ -32,7 +32,7 @@ Peers (never a dependency of llmlens) run each in its own virtualenv, since they
 beside one another: made on first use with pip from the package index, cached under
 $LLMLENS_BENCH_CACHE (default ~/.cache/llmlens/bench-venvs/<row>), and given the same `openai`
 release as this interpreter so that the baseline applies to them too:
-  openai-v2      opentelemetry-instrumentation-openai-v2 + opentelemetry-util-genai
+  openai-v2      opentelemetry-instrumentation-openai-v2==2.4b0 + opentelemetry-util-genai==0.4b0
   langfuse       langfuse (v3+ OTel-based), its drop-in openai client
   openinference  openinference-instrumentation-openai
   openllmetry    traceloop-sdk
@@ -64,7 +64,10 @@ MODES = ("chat", "stream")
 MESSAGES = [{"role": "system", "content": "You are a helpful support assistant."},
             {"role": "user", "content": "How do I get a refund for a duplicate charge on my invoice?"}]
 OTEL_HTTP = ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http")
-PEER_PACKAGES = {"openai-v2": ("opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai", *OTEL_HTTP),
+# openai-v2 2.4b0 needs util-genai 0.4b0 (later ones moved its instruments module) and imports
+# httpx, which openai's 3.x releases (on httpx2) no longer bring.
+PEER_PACKAGES = {"openai-v2": ("opentelemetry-instrumentation-openai-v2==2.4b0", "opentelemetry-util-genai==0.4b0",
+                               "httpx", *OTEL_HTTP),
                  "langfuse": ("langfuse",),
                  "openinference": ("openinference-instrumentation-openai", *OTEL_HTTP),
                  "openllmetry": ("traceloop-sdk",),
