@@ -199,6 +199,14 @@ def _from_rfc3339(text: str) -> str:
     return text.replace("T", " ").removesuffix("Z")
 
 
+# A trace's time span from trace_index (sorted by Day, TraceId: one granule per day's part),
+# so its spans and calls are read from that day's partition and those times' granules only,
+# instead of every part's TraceId bloom filter: the cost stays flat as the store grows.
+_TIMES_SQL = """
+    SELECT min(Start) AS first, max(End) AS last, count() AS n
+    FROM trace_index WHERE TraceId = {trace_id:String}
+"""
+_IN_TIMES = "AND Timestamp BETWEEN {first:DateTime64(9)} AND {last:DateTime64(9)}"
 _SPAN_SQL = """
     SELECT SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, Timestamp,
            toUnixTimestamp64Nano(Timestamp) AS start_ns, Duration, StatusCode, StatusMessage,
@@ -207,7 +215,7 @@ _SPAN_SQL = """
            Links.TraceId AS link_trace, Links.SpanId AS link_span, Links.TraceState AS link_state,
            Links.Attributes AS link_attrs
     FROM otel_traces
-    WHERE TraceId = {trace_id:String}
+    WHERE TraceId = {{trace_id:String}} {in_times}
     ORDER BY Timestamp
     LIMIT 1 BY SpanId
 """
@@ -216,16 +224,36 @@ _LLM_SQL = """
            CachedInputTokens, ReasoningTokens, CostUsd, Priced, Streaming, TtftMs, FinishReasons,
            ErrorType, App, Department, UserId, SessionId, Convention, ToolNames, TokensEstimated,
            ProviderRaw, RequestModelRaw
-    FROM llm_calls WHERE TraceId = {trace_id:String}
+    FROM llm_calls WHERE TraceId = {{trace_id:String}} {in_times}
     LIMIT 1 BY SpanId
 """
 
 
+async def _fetch_trace(store: Store, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The trace's span rows and LLM call rows: within its indexed times when trace_index has it;
+    over the whole store when not (an unknown id, or a commit whose trace_index rows, written
+    last, are not in yet), so nothing stored is missed."""
+    params: dict[str, Any] = {"trace_id": trace_id}
+    times = await store.fetch(_TIMES_SQL, params)
+    in_times = ""
+    if times and int(times[0]["n"]):
+        params["first"], params["last"] = times[0]["first"], times[0]["last"]
+        in_times = _IN_TIMES
+    rows, calls = await _read_trace(store, params, in_times)
+    if in_times and not rows:
+        rows, calls = await _read_trace(store, {"trace_id": trace_id}, "")
+    return rows, calls
+
+
+async def _read_trace(store: Store, params: dict[str, Any], in_times: str):
+    # Spans and LLM facts in parallel (the store has a pool of readers): latency is the slower one.
+    return await asyncio.gather(store.fetch(_SPAN_SQL.format(in_times=in_times), params),
+                                store.fetch(_LLM_SQL.format(in_times=in_times), params))
+
+
 async def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
     trace_id = normalise_trace_id(trace_id)
-    # Spans and LLM facts in parallel (the store has a pool of readers): latency is the slower one.
-    rows, calls = await asyncio.gather(store.fetch(_SPAN_SQL, {"trace_id": trace_id}),
-                                       store.fetch(_LLM_SQL, {"trace_id": trace_id}))
+    rows, calls = await _fetch_trace(store, trace_id)
     if not rows:
         return None
     llm = {row["SpanId"]: llm_facts(row) for row in calls}
