@@ -21,6 +21,7 @@ from llmlens.server.alerts.catalogue import KEYS, SignalInfo, Source
 from llmlens.server.alerts.forecast import PROFILE_LOOKBACK_DAYS, forecast_spend
 from llmlens.server.alerts.periods import period_bounds
 from llmlens.server.alerts.rules import Rule
+from llmlens.server.query import call_context
 from llmlens.server.query.window import sql_time
 from llmlens.server.store import Store
 
@@ -100,6 +101,8 @@ def _where(rule: Rule, start: str, params: dict[str, Any]) -> str:
     for i, (key, value) in enumerate(sorted(rule.filters.items())):
         if key == "model":
             parts.append(f"(RequestModel = {{f{i}:String}} OR ResponseModel = {{f{i}:String}})")
+        elif key == "user" and info.source is Source.LLM:  # the call's user, else its trace's
+            parts.append(call_context.equals("UserId", f"f{i}", start, "now"))
         else:
             parts.append(f"{keys[key]} = {{f{i}:String}}")
         params[f"f{i}"] = value
@@ -116,6 +119,14 @@ def _value(info: SignalInfo, rule: Rule, params: dict[str, Any]) -> tuple[str, s
         if rule.error_type:
             params["error_type"] = rule.error_type
     return value, samples
+
+
+def _table(rule: Rule) -> str:
+    """The rule's table; LLM calls grouped per user with each call's user completed from its trace
+    (query/call_context.py)."""
+    if rule.measured.source is Source.LLM and "user" in rule.group_by:
+        return call_context.calls("start", "now")
+    return rule.measured.source.value
 
 
 def _keys(rule: Rule) -> list[str]:
@@ -147,7 +158,8 @@ def _windowed(rule: Rule, now: datetime) -> Query:
     value, samples = _value(rule.info, rule, params)
     keys = _keys(rule)
     sql = (f"SELECT {_select(keys, [f'{value} AS value', f'{samples} AS samples'])}\n"
-           f"FROM {rule.table.value}\nWHERE {_where(rule, 'start', params)}\n{_group(keys)}\n"
+           f"FROM {_table(rule)}\n"
+           f"WHERE {_where(rule, 'start', params)}\n{_group(keys)}\n"
            f"HAVING samples >= {max(1, rule.min_samples)}")
 
     def finish(rows: list[dict[str, Any]]) -> list[Measurement]:
@@ -174,7 +186,7 @@ def _budget(rule: Rule, now: datetime, tz: ZoneInfo) -> Query:
     keys = _keys(rule)
     columns = _select(keys, ["sumIf(CostUsd, Timestamp >= {period_start:DateTime64(9)}) AS spent",
                              "sumIf(CostUsd, Timestamp > {recent_start:DateTime64(9)}) AS recent", "count() AS samples"])
-    sql = (f"SELECT {columns}\nFROM llm_calls\nWHERE {_where(rule, 'start', params)}\n{_group(keys)}\n"
+    sql = (f"SELECT {columns}\nFROM {_table(rule)}\nWHERE {_where(rule, 'start', params)}\n{_group(keys)}\n"
            f"HAVING samples >= {max(1, rule.min_samples)}")
     hours_left = max(0.0, (period_end - now).total_seconds()) / 3600
     amount = rule.amount
@@ -206,7 +218,8 @@ def _forecast(rule: Rule, now: datetime, tz: ZoneInfo) -> Query:
     hours_ago = "toUInt32(intDiv(dateDiff('second', Timestamp, {now:DateTime64(9)}), 3600)) AS hours_ago"
     columns = _select(keys, [hours_ago, "sum(CostUsd) AS cost",
                              "sumIf(CostUsd, Timestamp >= {period_start:DateTime64(9)}) AS spent", "count() AS samples"])
-    sql = f"SELECT {columns}\nFROM llm_calls\nWHERE {_where(rule, 'start', params)}\n{_group(keys, ('hours_ago',))}"
+    sql = (f"SELECT {columns}\nFROM {_table(rule)}\nWHERE {_where(rule, 'start', params)}\n"
+           f"{_group(keys, ('hours_ago',))}")
     hours_left = max(0.0, (period_end - now).total_seconds()) / 3600
 
     def finish(rows: list[dict[str, Any]]) -> list[Measurement]:
@@ -246,7 +259,7 @@ def _anomaly(rule: Rule, now: datetime) -> Query:
     bucket = "toUInt32(intDiv(dateDiff('millisecond', Timestamp, {now:DateTime64(9)}), {wms:UInt64})) AS bucket"
     params["wms"] = rule.window_s * 1000
     sql = (f"SELECT {_select(keys, [bucket, f'{value} AS value', f'{samples} AS samples'])}\n"
-           f"FROM {base.source.value}\nWHERE {_where(rule, 'start', params)}\n{_group(keys, ('bucket',))}\n"
+           f"FROM {_table(rule)}\nWHERE {_where(rule, 'start', params)}\n{_group(keys, ('bucket',))}\n"
            f"HAVING bucket IN ({', '.join(map(str, buckets))})")
     additive = base.name in ADDITIVE
 

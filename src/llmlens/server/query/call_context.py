@@ -13,36 +13,45 @@ read llm_calls as it is.
 
 from __future__ import annotations
 
-_DAYS = "Day >= toDate({start:DateTime64(9)}) - 1 AND Day <= toDate({end:DateTime64(9)})"
-_WINDOW = "Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}"
+TRACE_COLUMNS = ("SessionId", "UserId", "App", "Department")
 
-# llm_calls of the window ({start}, {end}) with the four facts completed; the same columns, so it
-# stands in for `llm_calls` in FROM. ('' where neither the call nor its trace has the fact.)
-CALLS = f"""(
+
+def _days(start: str, end: str) -> str:
+    # A trace's rows sit under the day of each batch's first span: a call's may be a day later.
+    return f"Day >= toDate({{{start}:DateTime64(9)}}) - 1 AND Day <= toDate({{{end}:DateTime64(9)}})"
+
+
+def calls(start: str = "start", end: str = "end") -> str:
+    """llm_calls from the parameter `start` to `end` (both DateTime64(9), both included: the outer
+    query bounds its rows exactly) with the four facts completed; the same columns, so it stands in
+    for `llm_calls` in FROM. ('' where neither the call nor its trace has the fact.)"""
+    window = f"Timestamp >= {{{start}:DateTime64(9)}} AND Timestamp <= {{{end}:DateTime64(9)}}"
+    return f"""(
     SELECT c.* REPLACE (if(c.SessionId != '', c.SessionId, t.TraceSessionId) AS SessionId,
                         if(c.UserId != '', c.UserId, t.TraceUserId) AS UserId,
                         if(c.App != '', toString(c.App), t.TraceApp) AS App,
                         if(c.Department != '', toString(c.Department), t.TraceDepartment) AS Department)
-    FROM (SELECT * FROM llm_calls WHERE {_WINDOW}) AS c
+    FROM (SELECT * FROM llm_calls WHERE {window}) AS c
     LEFT JOIN (
         SELECT TraceId, max(SessionId) AS TraceSessionId, max(UserId) AS TraceUserId, max(App) AS TraceApp,
                max(Department) AS TraceDepartment
         FROM trace_index
-        WHERE {_DAYS}
-          AND TraceId IN (SELECT TraceId FROM llm_calls WHERE {_WINDOW}
+        WHERE {_days(start, end)}
+          AND TraceId IN (SELECT TraceId FROM llm_calls WHERE {window}
                           AND (SessionId = '' OR UserId = '' OR App = '' OR Department = ''))
         GROUP BY TraceId
     ) AS t ON t.TraceId = c.TraceId
 )"""
 
-TRACE_COLUMNS = ("SessionId", "UserId", "App", "Department")
+
+CALLS = calls()
 
 
-def equals(column: str, param: str) -> str:
+def equals(column: str, param: str, start: str = "start", end: str = "end") -> str:
     """A condition over llm_calls: the call's `column`, else its trace's, equals the parameter `param`
     (a String). Cheaper than CALLS for a filter: only the traces whose value matches are read."""
     if column not in TRACE_COLUMNS:
         raise ValueError(f"not a trace context column: {column}")
     return (f"({column} = {{{param}:String}} OR ({column} = '' AND TraceId IN ("
-            f"SELECT TraceId FROM trace_index WHERE {_DAYS} "
+            f"SELECT TraceId FROM trace_index WHERE {_days(start, end)} "
             f"GROUP BY TraceId HAVING max({column}) = {{{param}:String}})))")
