@@ -50,11 +50,19 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return start, trace_id
 
 
-# Sub-windows tried newest first: most lists fill from the last minutes, so the trace index
-# is grouped over a few thousand traces instead of a whole day's (measured: 185 ms -> see
-# benchmarks/query.py). Results are exact: the newest N of [lo, hi] are the newest N of
-# [start, hi] whenever [lo, hi] holds more than N traces.
-_SUB_WINDOWS_S = (300, 3600, 6 * 3600)
+# The list groups the traces from the Start of the index's k-th newest row on, for a growing k:
+# trace_index's by_start projection finds that row in the last granules of its Start order, and
+# the traces from then on are read by TraceId, a few granules of the (Day, TraceId) order, however
+# big the store. Results are exact: a trace's first row holds its start, so every trace starting
+# in [lo, hi] has a row there; the newest N of [lo, hi] are the newest N of [start, hi] whenever
+# [lo, hi] holds more than N traces.
+_NEWEST_ROWS = (1, 8, 64)  # multiples of limit + 1
+_KTH_NEWEST_SQL = """
+    SELECT Start FROM trace_index
+    WHERE Day >= toDate({start:DateTime64(9)}) - 1 AND Day <= toDate({hi:DateTime64(9)})
+      AND Start BETWEEN {start:DateTime64(9)} AND {hi:DateTime64(9)}
+    ORDER BY Start DESC LIMIT 1 OFFSET {skip:UInt64}
+"""
 
 
 async def list_traces(store: Store, window: Window, filters: TraceFilters, limit: int,
@@ -66,22 +74,13 @@ async def list_traces(store: Store, window: Window, filters: TraceFilters, limit
         params["c_start"], params["c_trace"] = c_start, c_trace
         hi = min(hi, datetime.strptime(c_start[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) + timedelta(seconds=1))
     params["hi"] = sql_time(hi)
-    # Anchor the sub-windows at the newest trace, not at "now": a quiet store's newest traces
-    # may be hours old, and windows near "now" would then all come back empty.
-    newest = await store.fetch(
-        "SELECT max(Start) AS newest, count() AS n FROM trace_index WHERE Day >= toDate({start:DateTime64(9)}) - 1 "
-        "AND Day <= toDate({hi:DateTime64(9)}) AND Start BETWEEN {start:DateTime64(9)} AND {hi:DateTime64(9)}",
-        params)
-    if not newest or not int(newest[0]["n"]):
-        return {"items": [], "next_cursor": None}
-    top = min(hi, datetime.strptime(newest[0]["newest"][:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-              + timedelta(seconds=1))
     sql = _list_sql(filters, params, cursor is not None)
     rows: list[dict[str, Any]] = []
-    for seconds in (*_SUB_WINDOWS_S, None):
-        lo = window.start if seconds is None else max(window.start, top - timedelta(seconds=seconds))
-        rows = await store.fetch(sql, {**params, "lo": sql_time(lo)})
-        if len(rows) > limit or lo == window.start:
+    for times in (*_NEWEST_ROWS, None):
+        kth = [] if times is None else await store.fetch(_KTH_NEWEST_SQL, {**params, "skip": times * (limit + 1) - 1})
+        lo = kth[0]["Start"] if kth else sql_time(window.start)
+        rows = await store.fetch(sql, {**params, "lo": lo})
+        if len(rows) > limit or not kth:
             break
     page, more = rows[:limit], len(rows) > limit
     items = await add_unpriced_counts(store, [trace_item(row) for row in page])
