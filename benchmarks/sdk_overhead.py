@@ -70,8 +70,9 @@ PEER_PACKAGES = {"openai-v2": ("opentelemetry-instrumentation-openai-v2==2.4b0",
                                "httpx", *OTEL_HTTP),
                  "langfuse": ("langfuse",),
                  "openinference": ("openinference-instrumentation-openai", *OTEL_HTTP),
-                 "openllmetry": ("traceloop-sdk",),
-                 "openlit": ("openlit",)}
+                 "openllmetry": ("traceloop-sdk==0.62.4",),
+                 "openlit": ("openlit==1.45.0",)}
+PIP_TIMEOUT_S = 900  # pip's resolver can backtrack for most of an hour over a large dependency tree
 REQUIRED_MODULE = {"llmlens": "llmlens.sdk", "openai-v2": "opentelemetry.instrumentation.openai_v2",
                    "langfuse": "langfuse", "openinference": "openinference.instrumentation.openai",
                    "openllmetry": "traceloop.sdk", "openlit": "openlit"}
@@ -275,7 +276,12 @@ def _venv_python(row: str) -> str | None:
         return python
     print(f"  making a virtualenv for {row} ({' '.join(packages)}) in {venv}", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
-    out = subprocess.run([python, "-m", "pip", "install", "-q", *packages], capture_output=True, text=True)
+    try:
+        out = subprocess.run([python, "-m", "pip", "install", "-q", *packages], capture_output=True, text=True,
+                             timeout=PIP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        print(f"! {row}: pip install did not finish in {PIP_TIMEOUT_S} s (dependency resolution)", file=sys.stderr)
+        return None
     if out.returncode != 0:
         print(f"! {row}: pip install failed:\n{out.stderr[-2000:]}", file=sys.stderr)
         return None
