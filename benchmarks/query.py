@@ -2,7 +2,7 @@
 last 24 h), starts a real `llmlens serve` on it, and prints the median milliseconds of the
 API calls the UI makes most: the trace list, one trace, 24 h LLM stats, one session, the
 Services page's service graph and RED table, the default range every page asks for first, and the
-first and second pages of a trace search and of the session list.
+first and second pages of a trace search and of the session list, and a search by session.
 
     python benchmarks/query.py [--spans 1000000] [--repeat 9] [--keep DIR] [--shape llm|services]
 
@@ -162,6 +162,8 @@ def main() -> None:
             search_ms, found = timed(client, "/api/v1/search", args.repeat, q=q, start="-24h", limit=50)
             search_2_ms, _ = timed(client, "/api/v1/search", args.repeat, q=q, start="-24h", limit=50,
                                    cursor=found["next_cursor"])
+            session_q_ms, _ = (timed(client, "/api/v1/search", args.repeat, q='{ session = "s-7" }', start="-24h",
+                                     limit=50) if args.shape == "llm" else (None, None))
             sessions_ms, sessions = timed(client, "/api/v1/sessions", args.repeat, start="-24h", limit=100)
             sessions_2_ms = (timed(client, "/api/v1/sessions", args.repeat, start="-24h", limit=100,
                                    cursor=sessions["next_cursor"])[0] if sessions["next_cursor"] else None)
@@ -183,6 +185,8 @@ def main() -> None:
     print(f"{'default range (activity: ' + activity['default_range'] + ')':44} {activity_ms:9.1f}")
     print(f"{'search by model, 24 h, first 50':44} {search_ms:9.1f}")
     print(f"{'search by model, 24 h, next 50 (cursor)':44} {search_2_ms:9.1f}")
+    if session_q_ms is not None:
+        print(f"{'search by session, 24 h, first 50':44} {session_q_ms:9.1f}")
     print(f"{'session list, 24 h, first 100':44} {sessions_ms:9.1f}")
     if sessions_2_ms is not None:
         print(f"{'session list, 24 h, next 100 (cursor)':44} {sessions_2_ms:9.1f}")
