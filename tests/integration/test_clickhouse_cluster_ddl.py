@@ -146,6 +146,8 @@ def _exercise(server: ServerProcess) -> None:
     _get(server, f"/api/v1/traces/{trace_id}")
     _get(server, "/api/v1/traces", model="gpt-4o-mini", limit=10, **window)
     _get(server, "/api/v1/search", q='{ span.gen_ai.request.model = "gpt-4o-mini" && duration > 1ms }', **window)
+    _get(server, "/api/v1/search", q='{ session = "s-1" || user = "u-1" }', **window)  # calls' trace context
+    _get(server, "/api/v1/costs", group_by="user", user="u-1", **window)
     for group_by in ("model", "service"):
         _get(server, "/api/v1/llm/stats", group_by=group_by, step="1d", **window)
     for path in ("/api/v1/overview", "/api/v1/costs", "/api/v1/red", "/api/v1/service-graph", "/api/v1/scores",
@@ -248,12 +250,13 @@ def test_the_cluster_host_has_the_layout_the_queries_expect(on_a_cluster_host: d
     assert replicas["llmlens_schema_migrations"]["zookeeper_path"] == \
         "/clickhouse/tables/all/llmlens/llmlens_schema_migrations"
     assert replicas["llmlens_schema_migrations"]["replica_name"] == "01-r1"
-    # A Distributed table has its local table's columns (llm_calls also schema 7's, whose ALTER on the
-    # read-only local table cannot run here).
+    # A Distributed table has its local table's columns (llm_calls also schema 7's and trace_index
+    # schema 9's, whose ALTERs on the read-only local tables cannot run here).
     columns = {row["table"]: row["names"] for row in _rows(on_a_cluster_host["columns"])}
     for table in SHARDING:
-        if table != "llm_calls":
+        if table not in ("llm_calls", "trace_index"):
             assert columns[table] == columns[f"{table}_local"], table
+    assert columns["trace_index"] == [*columns["trace_index_local"], "SessionId", "UserId", "App", "Department"]
     assert columns["llm_calls"] == [*columns["llm_calls_local"], "ToolNames", "TokensEstimated", "ProviderRaw",
                                     "RequestModelRaw"]
 
