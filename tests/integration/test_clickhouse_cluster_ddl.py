@@ -229,7 +229,10 @@ def test_the_cluster_ddl_runs_on_a_cluster_host(on_a_cluster_host: dict[str, Any
     for statement, outcome in zip(on_a_cluster_host["statements"], on_a_cluster_host["ddl"], strict=True):
         if statement.startswith("ALTER TABLE") and re.match(r"ALTER TABLE llmlens\.\w+_local ", statement):
             # Replicated tables stay read-only without a real Keeper; parsed in test_ddl_render.py.
-            assert outcome["ok"] or outcome["code"] == 242, (statement[:120], outcome)
+            # (A projection on trace_index needs the table setting that the read-only MODIFY SETTING
+            # before it could not set: 344, SUPPORT_IS_DISABLED, here only.)
+            expected = (242, 344) if " ADD PROJECTION " in statement else (242,)
+            assert outcome["ok"] or outcome["code"] in expected, (statement[:120], outcome)
         else:
             assert outcome["ok"], (statement[:200], outcome)
 
