@@ -626,6 +626,7 @@ def test_nothing_accepted_earlier_was_lost(server: ServerProcess) -> None:
 
 
 ODD_VALUES = ["", " ", "\x00", "-1", "1e999", "é€", "x" * 5000]
+ORDINARY = "0" * 32  # a name, a number and a hex trace id alike
 
 
 def _odd_requests(schema: dict) -> Iterator[tuple[str, str, str, dict[str, str], str]]:
@@ -641,9 +642,11 @@ def _odd_requests(schema: dict) -> Iterator[tuple[str, str, str, dict[str, str],
                     url = path.replace("{" + parameter["name"] + "}", quote(value, safe=""))
                 else:
                     url, query = path, {parameter["name"]: value}
-                for other in parameters:  # other path parameters get an ordinary value
+                for other in parameters:  # other path and required parameters get an ordinary value
                     if other["in"] == "path" and other is not parameter:
                         url = url.replace("{" + other["name"] + "}", "probe")
+                    elif other["in"] == "query" and other.get("required") and other is not parameter:
+                        query[other["name"]] = ORDINARY  # so the answer is about the odd one
                 yield path, parameter["name"], url, query, value
 
 

@@ -40,9 +40,13 @@ class BadParameter(BadRequest):
 class SqlRefused(BadRequest):
     """A SQL statement that is not a read of the store (a write, DDL, a file or URL table function...)."""
 
+    parameter = "query"  # the statement's field in the SQL API, by POST and GET alike
+
 
 class SqlError(BadRequest):
     """ClickHouse refused a user's SQL statement (syntax, unknown column, readonly); `code` is its error code."""
+
+    parameter = "query"
 
     def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)

@@ -26,7 +26,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body")]
+        loc = [str(p) for p in first.get("loc", ())]
+        if loc and loc[0] in ("query", "path", "body", "header", "cookie"):  # where it was, not its name
+            loc = loc[1:]
         parameter = loc[0] if loc else None
         message = first.get("msg", "invalid request")
         return error_response(400, "bad_parameter", f"{parameter}: {message}" if parameter else message, parameter)
