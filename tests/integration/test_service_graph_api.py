@@ -391,9 +391,16 @@ def test_the_demo_shows_chatbot_to_retriever_to_mock_llm_and_a_virtual_provider(
     assert edges[CHATBOT, "openai"]["connection_type"] == "virtual_node"
     assert edges[RETRIEVER, "faiss"]["connection_type"] == "database"
     # The test's requests carry no trace context: the chatbot's server spans are roots.
-    red = ok(demo.server_url, "/api/v1/red", start=iso(demo.started), service=CHATBOT, kind="server")
+    # A request's server span ends after its client spans and may reach the store a batch later.
+    deadline = time.monotonic() + 30
+    while True:
+        red = ok(demo.server_url, "/api/v1/red", start=iso(demo.started), service=CHATBOT, kind="server")
+        chat_row = next((r for r in red["rows"] if r["span_name"] == "POST /v1/chat"), {"requests": 0})
+        if chat_row["requests"] >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     chatbot_served = sum(r["requests"] for r in red["rows"])
-    chat_row = next(r for r in red["rows"] if r["span_name"] == "POST /v1/chat")
+    edges = edges_by_pair(ok(demo.server_url, "/api/v1/service-graph", start=iso(demo.started)))  # with those spans
     assert chat_row["requests"] == sent
     assert chat_row["errors"] == sent - demo.answered
     assert edges["user", CHATBOT]["requests"] == chatbot_served  # /v1/chat and readiness probes
