@@ -21,14 +21,34 @@ router = APIRouter(include_in_schema=False)
 router.include_router(login_router)
 
 
-@router.get("/", response_class=HTMLResponse)
-async def overview(request: Request) -> HTMLResponse:
-    return render(request, "overview.html", nav="overview", title="Overview")
+# Pages whose shell needs nothing from the URL path: (path, template, navigation entry, title).
+# /explore/metrics is the OTLP metrics explorer (/metrics is the Prometheus endpoint); on /alerts,
+# ?rule=&alert= (the notifications' links) highlights one; on /sql, ?q= runs a query; on /profiles,
+# ?service=&span_id=&trace_id= (the trace view's link) shows one span's samples.
+_SHELLS = [
+    ("/", "overview.html", "overview", "Overview"),
+    ("/traces", "traces.html", "traces", "Traces"),
+    ("/compare", "compare.html", "traces", "Compare traces"),
+    ("/quality", "quality.html", "overview", "Quality"),
+    ("/explore/metrics", "explore_metrics.html", "metrics", "Metrics"),
+    ("/services", "services.html", "services", "Services"),
+    ("/sessions", "sessions.html", "sessions", "Sessions"),
+    ("/logs", "logs.html", "logs", "Logs"),
+    ("/costs", "costs.html", "costs", "Costs"),
+    ("/alerts", "alerts.html", "alerts", "Alerts"),
+    ("/sql", "sql.html", "sql", "SQL"),
+    ("/profiles", "profiles.html", "profiles", "Profiles"),
+]
 
 
-@router.get("/traces", response_class=HTMLResponse)
-async def traces(request: Request) -> HTMLResponse:
-    return render(request, "traces.html", nav="traces", title="Traces")
+def _shell(template: str, nav: str, title: str):  # noqa: ANN202 -- a route endpoint
+    async def page(request: Request) -> HTMLResponse:
+        return render(request, template, nav=nav, title=title)
+    return page
+
+
+for _path, _template, _nav, _title in _SHELLS:
+    router.add_api_route(_path, _shell(_template, _nav, _title), methods=["GET"], response_class=HTMLResponse)
 
 
 @router.get("/traces/{trace_id}", response_class=HTMLResponse)
@@ -38,64 +58,9 @@ async def trace(request: Request, trace_id: str) -> HTMLResponse:
     return render(request, "trace.html", nav="traces", title=f"Trace {trace_id[:8]}", trace_id=trace_id)
 
 
-@router.get("/compare", response_class=HTMLResponse)
-async def compare(request: Request) -> HTMLResponse:
-    return render(request, "compare.html", nav="traces", title="Compare traces")
-
-
-@router.get("/quality", response_class=HTMLResponse)
-async def quality(request: Request) -> HTMLResponse:
-    """Quality scores: each name over time, by model and app, and its distribution."""
-    return render(request, "quality.html", nav="overview", title="Quality")
-
-
-@router.get("/explore/metrics", response_class=HTMLResponse)
-async def explore_metrics(request: Request) -> HTMLResponse:
-    """The OTLP metrics explorer (/metrics is the Prometheus endpoint)."""
-    return render(request, "explore_metrics.html", nav="metrics", title="Metrics")
-
-
-@router.get("/services", response_class=HTMLResponse)
-async def services(request: Request) -> HTMLResponse:
-    return render(request, "services.html", nav="services", title="Services")
-
-
-@router.get("/sessions", response_class=HTMLResponse)
-async def sessions(request: Request) -> HTMLResponse:
-    return render(request, "sessions.html", nav="sessions", title="Sessions")
-
-
 @router.get("/sessions/{session_id:path}", response_class=HTMLResponse)
 async def session(request: Request, session_id: str) -> HTMLResponse:
     return render(request, "session.html", nav="sessions", title="Session", session_id=session_id)
-
-
-@router.get("/logs", response_class=HTMLResponse)
-async def logs(request: Request) -> HTMLResponse:
-    return render(request, "logs.html", nav="logs", title="Logs")
-
-
-@router.get("/costs", response_class=HTMLResponse)
-async def costs(request: Request) -> HTMLResponse:
-    return render(request, "costs.html", nav="costs", title="Costs")
-
-
-@router.get("/alerts", response_class=HTMLResponse)
-async def alerts(request: Request) -> HTMLResponse:
-    """Alerts, budgets, rules and history; ?rule=NAME&alert=FINGERPRINT (notifications' links) highlights one."""
-    return render(request, "alerts.html", nav="alerts", title="Alerts")
-
-
-@router.get("/sql", response_class=HTMLResponse)
-async def sql(request: Request) -> HTMLResponse:
-    """Read-only ClickHouse SQL over the store; ?q=QUERY runs it."""
-    return render(request, "sql.html", nav="sql", title="SQL")
-
-
-@router.get("/profiles", response_class=HTMLResponse)
-async def profiles(request: Request) -> HTMLResponse:
-    """Flame graphs of a service's profiles; ?service=&span_id=&trace_id= (the trace view's link) shows one span's."""
-    return render(request, "profiles.html", nav="profiles", title="Profiles")
 
 
 @router.get("/docs", response_class=HTMLResponse)
