@@ -1,8 +1,8 @@
 """Session and user set on an app's request span reach the LLM calls under it when the spans come in
 different export requests (a BatchSpanProcessor exports the child LLM spans before their parent, or a
 long request's parent after its children's batch): the Sessions list and detail, `{ session = ... }` /
-`{ user = ... }` search, costs by user and the user filter all find the calls. openai-v2's capture,
-split, on a real server."""
+`{ user = ... }` search, costs by user and the user filter, LLM stats grouped by or filtered on user,
+session, app and department all find the calls. openai-v2's capture, split, on a real server."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from tests.server_process import ServerProcess
 CAPTURE = CORPUS.parent / "captures" / "openai_v2" / "opentelemetry-instrumentation-openai-v2-2.4b0" / "session.traces.pb"
 
 
-def _split(session: str, user: str) -> tuple[bytes, bytes, str]:
+def _split(session: str, user: str, app: str = "support", department: str = "cx") -> tuple[bytes, bytes, str]:
     """The capture's LLM calls and its request span as two requests of one new trace, moved to now,
-    the request span carrying `session` and `user`. -> (children body, parent body, trace id)."""
+    the request span carrying `session`, `user`, `app` and `department`. -> (children, parent, trace id)."""
     request = ExportTraceServiceRequest()
     request.ParseFromString(CAPTURE.read_bytes())
     trace_id = new_trace_id()
@@ -46,6 +46,10 @@ def _split(session: str, user: str) -> tuple[bytes, bytes, str]:
                             attribute.value.string_value = session
                         elif attribute.key == "user.id":
                             attribute.value.string_value = user
+                        elif attribute.key == "llmlens.app":
+                            attribute.value.string_value = app
+                        elif attribute.key == "department":
+                            attribute.value.string_value = department
                     ss.spans.append(span)
         parts.append(part.SerializeToString())
     return parts[0], parts[1], trace_id.hex()
@@ -60,7 +64,8 @@ def _get(server: ServerProcess, path: str, **params: Any) -> Any:
 @pytest.mark.parametrize("parent_comes", ["later", "earlier"])
 def test_calls_find_their_trace_session_and_user(llmlens_server: ServerProcess, parent_comes: str) -> None:
     session, user = f"sess-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
-    children, parent, trace_id = _split(session, user)
+    app, department = f"app-{uuid.uuid4().hex[:8]}", f"dept-{uuid.uuid4().hex[:8]}"
+    children, parent, trace_id = _split(session, user, app, department)
     order = (children, parent) if parent_comes == "later" else (parent, children)
     for body in order:
         answer = httpx.post(f"{llmlens_server.url}/v1/traces", content=body,
@@ -86,3 +91,14 @@ def test_calls_find_their_trace_session_and_user(llmlens_server: ServerProcess, 
     assert by_user[user]["input_tokens"] > 0
     assert _get(llmlens_server, "/api/v1/costs", user=user)["totals"]["requests"] == 2
     assert _get(llmlens_server, "/api/v1/costs", user=f"{user}-other")["totals"]["requests"] == 0
+
+    # LLM stats: grouped by each inherited fact, and filtered on it, the two calls are the trace's.
+    for name, value in (("user", user), ("session", session), ("app", app), ("department", department)):
+        groups = {g[name]: g for g in _get(llmlens_server, "/api/v1/llm/stats", group_by=name)["groups"]}
+        assert groups.get(value, {}).get("requests") == 2, (name, sorted(groups))
+        assert groups[value]["input_tokens"] > 0
+        (only,) = _get(llmlens_server, "/api/v1/llm/stats", **{name: value})["groups"]
+        assert only["requests"] == 2, name
+        assert _get(llmlens_server, "/api/v1/llm/stats", **{name: f"{value}-other"})["groups"] == [], name
+    both = _get(llmlens_server, "/api/v1/llm/stats", group_by="app,user", department=department)["groups"]
+    assert [(g["app"], g["user"], g["requests"]) for g in both] == [(app, user, 2)]

@@ -3,6 +3,10 @@
 Counts model calls only (chat, completions, embeddings, ...) unless an `operation` filter
 asks for others: tool, retrieval and agent steps are LLM operations too, but counting
 them as "requests" would inflate every rate.
+
+App, department, user and session are the call's own, else its trace's (set on a span exported in
+another request: query/call_context.py), whether grouped by or filtered on, as in Sessions, search
+and costs. A query that neither groups by nor filters on them reads llm_calls as it is.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 
 from llmlens.semconv import MODEL_OPERATIONS
 from llmlens.server.errors import BadParameter
+from llmlens.server.query import call_context
 from llmlens.server.query.window import Window, rfc3339
 from llmlens.server.store import Store
 
@@ -28,6 +33,9 @@ GROUPS = {
 }
 FILTERS = {"service": "ServiceName", "app": "App", "department": "Department", "provider": "Provider",
            "user": "UserId", "session": "SessionId", "operation": "Operation"}
+# Names whose value a call inherits from its trace: grouped over call_context.CALLS, filtered with
+# call_context.equals (only the trace_index rows holding the value are read).
+INHERITED = {"app": "App", "department": "Department", "user": "UserId", "session": "SessionId"}
 MAX_BUCKETS = 2000
 
 
@@ -45,6 +53,8 @@ async def llm_stats(store: Store, window: Window, group_by: list[str], step_seco
     for name, value in filters.items():
         if name == "model":
             where.append("(RequestModel = {f_model:String} OR ResponseModel = {f_model:String})")
+        elif name in INHERITED:
+            where.append(call_context.equals(INHERITED[name], f"f_{name}"))
         elif name in FILTERS:
             where.append(f"{FILTERS[name]} = {{f_{name}:String}}")
         else:
@@ -70,7 +80,7 @@ async def llm_stats(store: Store, window: Window, group_by: list[str], step_seco
             countIf(NOT Priced) AS unpriced_requests,
             sumIf(OutputTokens, Streaming AND TtftMs IS NOT NULL) AS stream_tokens,
             sumIf(Duration / 1e9 - assumeNotNull(TtftMs) / 1e3, Streaming AND TtftMs IS NOT NULL) AS stream_seconds
-        FROM llm_calls
+        FROM {call_context.CALLS if INHERITED.keys() & set(group_by) else "llm_calls"}
         WHERE {" AND ".join(where)}
         {group}
         {order}
