@@ -2,22 +2,30 @@
 
 Pre-builds OTLP/protobuf bodies of LLM-app traces (4 spans a trace: HTTP root, retrieval,
 embedding, LLM chat with ~30 attributes and ~500-character prompt and response; 512 spans a
-request), sends them from N concurrent senders for a fixed time, then prints:
+request; about 750 bytes a span on the wire), sends them from N concurrent senders for a fixed
+time, then prints:
 accepted spans/s (acknowledged 2xx), end-to-end spans/s (counted by /api/v1/status), the
 server's CPU per span split into ingest workers, merges and kernel time, the senders' CPU,
-how busy the machine was, server peak RSS, and bytes on disk per span.
+how busy the machine was, peak RSS (server process, and server plus its workers), and bytes on
+disk per span.
+
+`--shape heavy` sends a heavier, common shape: every span carries both OpenInference and GenAI
+attributes (as apps instrumented twice, or by a bridge, send them), the retriever span its three
+documents with their text, the chat span its ~500-character prompt and response in both
+conventions' message attributes; about 1.66 KB a span on the wire.
 
 On a shared machine the figures move with its speed: compare runs by the reference speed
 printed last. File creation costs kernel time that depends on what the file system did just
 before (the test suite, or a previous run deleting its data directory): leave a minute between
 runs.
 
-    python benchmarks/ingest.py [--senders 4] [--seconds 20] [--spans-per-request 512]
+    python benchmarks/ingest.py [--shape current|heavy] [--senders 4] [--seconds 20] [--spans-per-request 512]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -99,6 +107,88 @@ def build_request(traces: int, now_ns: int) -> bytes:
     return request.SerializeToString()
 
 
+DOCUMENTS = [
+    ("kb-refunds-01", 0.83, "Refund policy. Approved refunds are paid back to the original payment method within five "
+     "business days. Partial refunds are possible for annual plans cancelled within thirty days of renewal; the "
+     "unused months are credited pro rata. Refunds for usage-based charges are not available once consumed."),
+    ("kb-billing-07", 0.76, "Invoices. Acme Cloud issues one invoice per billing account on the first day of each "
+     "month, covering the previous month's usage. Invoices are available in the billing console and are e-mailed "
+     "to the account's billing contacts. Tax is computed from the billing address at the time of issue."),
+    ("kb-support-12", 0.64, "Contacting support. Customers on the Business plan can open a ticket from the console "
+     "and get a first answer within four hours; Enterprise customers have a named contact and a phone line. Billing "
+     "questions are answered by the finance team during business hours, Monday to Friday."),
+]
+QUESTION = "How long does a refund take, and where can I follow its status?"
+
+
+def _messages(role: str, text: str) -> str:
+    """GenAI's structured message attribute (a JSON array of messages with parts)."""
+    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}], separators=(",", ":"))
+
+
+def build_heavy_request(traces: int, now_ns: int) -> bytes:
+    """Spans that carry both OpenInference and GenAI attributes; ~1.66 KB a span on the wire."""
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.extend([_kv("service.name", "chatbot"), _kv("llmlens.app", "support"),
+                                   _kv("llmlens.department", "cx"), _kv("deployment.environment", "bench")])
+    scope = rs.scope_spans.add()
+    scope.scope.name = "openinference.instrumentation.openai"
+    scope.scope.version = "0.1.18"
+    for i in range(traces):
+        tid = random.randbytes(16)
+        start = now_ns - random.randint(0, 5_000_000_000) + i
+        session, user = f"s-{i % 50}", f"u-{i % 200}"
+        root = _span(tid, b"", "POST /v1/chat", 2, start, 900, {
+            "http.request.method": "POST", "http.route": "/v1/chat", "http.response.status_code": 200,
+            "url.scheme": "http", "server.address": "chatbot", "server.port": 8000, "session.id": session,
+            "user.id": user, "openinference.span.kind": "CHAIN", "input.value": QUESTION, "input.mime_type": "text/plain",
+            "output.value": ANSWER.split(". ")[0], "output.mime_type": "text/plain",
+            "gen_ai.operation.name": "invoke_workflow", "gen_ai.conversation.id": session})
+        retrieval_attrs = {
+            "openinference.span.kind": "RETRIEVER", "gen_ai.operation.name": "retrieval", "input.value": QUESTION,
+            "gen_ai.retrieval.query.text": QUESTION, "gen_ai.data_source.id": "kb-main", "retrieval.top_k": 3,
+            "session.id": session, "user.id": user,
+        }
+        for n, (doc_id, score, text) in enumerate(DOCUMENTS):
+            retrieval_attrs[f"retrieval.documents.{n}.document.id"] = doc_id
+            retrieval_attrs[f"retrieval.documents.{n}.document.score"] = score
+            retrieval_attrs[f"retrieval.documents.{n}.document.content"] = text
+        retrieval = _span(tid, root.span_id, "retrieve", 1, start + 1_000_000, 40, retrieval_attrs)
+        embed = _span(tid, retrieval.span_id, "embeddings text-embedding-3-small", 3, start + 2_000_000, 12, {
+            "openinference.span.kind": "EMBEDDING", "embedding.model_name": "text-embedding-3-small",
+            "embedding.embeddings.0.embedding.text": QUESTION, "llm.system": "openai", "llm.provider": "openai",
+            "embedding.invocation_parameters": '{"model":"text-embedding-3-small","encoding_format":"base64"}',
+            "gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "text-embedding-3-small", "gen_ai.response.model": "text-embedding-3-small",
+            "gen_ai.usage.input_tokens": 14, "llm.token_count.prompt": 14, "llm.token_count.total": 14,
+            "server.address": "api.openai.com", "server.port": 443, "session.id": session, "user.id": user})
+        input_tokens, output_tokens = random.randint(200, 900), random.randint(20, 300)
+        chat_attrs = {
+            "openinference.span.kind": "LLM", "llm.system": "openai", "llm.provider": "openai",
+            "llm.model_name": "gpt-4o-mini-2024-07-18",
+            "llm.invocation_parameters": '{"model":"gpt-4o-mini","temperature":0.2,"max_tokens":256,"stream":true}',
+            "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": PROMPT,
+            "llm.input_messages.1.message.role": "user", "llm.input_messages.1.message.content": QUESTION,
+            "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": ANSWER,
+            "llm.token_count.prompt": input_tokens, "llm.token_count.completion": output_tokens,
+            "llm.token_count.total": input_tokens + output_tokens,
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.response.model": "gpt-4o-mini-2024-07-18", "gen_ai.request.temperature": 0.2,
+            "gen_ai.request.max_tokens": 256, "gen_ai.response.id": f"chatcmpl-{random.getrandbits(64):x}",
+            "gen_ai.response.finish_reasons": "stop", "gen_ai.usage.input_tokens": input_tokens,
+            "gen_ai.usage.output_tokens": output_tokens, "server.address": "api.openai.com", "server.port": 443,
+            "gen_ai.conversation.id": session, "session.id": session, "user.id": user,
+            "gen_ai.input.messages": _messages("system", PROMPT), "gen_ai.output.messages": _messages("assistant", ANSWER),
+        }
+        chat = _span(tid, root.span_id, "ChatCompletion", 3, start + 60_000_000, 800, chat_attrs)
+        scope.spans.extend([root, retrieval, embed, chat])
+    return request.SerializeToString()
+
+
+SHAPES = {"current": build_request, "heavy": build_heavy_request}
+
+
 def _stat(path: Path) -> tuple[str, list[str]] | None:
     """(command name, fields after it) of a /proc stat file, or None if the task is gone."""
     try:
@@ -167,14 +257,30 @@ def reference_us_per_span(body: bytes) -> float:
 
 
 def rss_peak_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
 
 
+def children_peak_kb(pid: int) -> int:
+    """Peak RSS of the server's live child processes (the ingest workers), summed."""
+    total = 0
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        stat = _stat(path)
+        if stat is not None and stat[1][1] == str(pid):
+            total += rss_peak_kb(int(path.parent.name))
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="current",
+                        help="current: ~750 B a span; heavy: OpenInference + GenAI attributes, ~1.66 KB a span")
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--spans-per-request", type=int, default=512)
@@ -185,8 +291,10 @@ def main() -> None:
     print(f"building bodies: {traces * 4} spans a request ...", flush=True)
     now = time.time_ns()
     budget = int(60_000 / args.spans_per_request * args.seconds) + args.bodies  # enough unique bodies to never repeat
-    bodies = [build_request(traces, now) for _ in range(min(budget, 2000))]
-    print(f"{len(bodies)} bodies, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each", flush=True)
+    bodies = [SHAPES[args.shape](traces, now) for _ in range(min(budget, 2000))]
+    size = sum(map(len, bodies)) / len(bodies)
+    print(f"{len(bodies)} bodies, {size / 1024:.0f} KiB each ({size / (traces * 4):,.0f} B a span, shape {args.shape})",
+          flush=True)
 
     reference = reference_us_per_span(bodies[0])
     tmp = Path(tempfile.mkdtemp(prefix="llmlens-bench-"))
@@ -230,6 +338,7 @@ def main() -> None:
     status = server.wait_for_spans(total_acked, timeout=120)
     elapsed_e2e = time.monotonic() - started
     peak_kb = rss_peak_kb(server.proc.pid)
+    workers_peak_kb = children_peak_kb(server.proc.pid)
     own_after, children_after = cpu_seconds(server.proc.pid)
     merges = merge_cpu_seconds(server.proc.pid) - merges_before
     kernel = kernel_cpu_seconds(server.proc.pid) - kernel_before
@@ -239,7 +348,8 @@ def main() -> None:
     server.terminate()
     disk = sum(f.stat().st_size for f in (tmp / "data").rglob("*") if f.is_file())
     print()
-    print(f"senders                    {args.senders} (threads, httpx, protobuf, {args.spans_per_request} spans/request)")
+    print(f"senders                    {args.senders} (threads, httpx, protobuf, {args.spans_per_request} spans/request, "
+          f"shape {args.shape})")
     print(f"HTTP statuses              {dict(sorted(statuses.items()))}")
     print(f"accepted spans/s           {total_acked / elapsed_send:,.0f}  ({total_acked:,} acknowledged in {elapsed_send:.1f} s)")
     print(f"end-to-end spans/s         {status['spans'] / elapsed_e2e:,.0f}  ({status['spans']:,} counted by /api/v1/status)")
@@ -254,7 +364,8 @@ def main() -> None:
     print(f"  of which in the kernel     {kernel / max(1, status['spans']) * 1e6:,.0f} us  (server process, system time)")
     print(f"senders' CPU per span      {senders_cpu / max(1, total_acked) * 1e6:,.1f} us  (this process: httpx)")
     print(f"machine busy               {100 * busy / max(1e-9, busy + idle):.0f}%  (all cores, from /proc/stat, send + drain)")
-    print(f"server peak RSS            {peak_kb / 1024:,.0f} MiB")
+    print(f"server peak RSS            {peak_kb / 1024:,.0f} MiB  (with its ingest workers "
+          f"{(peak_kb + workers_peak_kb) / 1024:,.0f} MiB: the sum of each process's peak)")
     print(f"bytes on disk per span     {disk / max(1, status['spans']):,.0f}  (data dir, before background merges)")
     print(f"machine                    {os.cpu_count()} cores, python {sys.version.split()[0]}; reference "
           f"decode+normalise {reference:.1f} us/span in one process (lower = faster machine right now)")
