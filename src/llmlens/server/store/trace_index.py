@@ -100,23 +100,34 @@ def _span_facts(spans: pa.Table) -> pa.Table:
 
 def _context(spans: pa.Table) -> dict[str, pa.Array]:
     """Per span, per context fact: the value the span sets, kept only on the span that speaks for its
-    trace in this batch (the root if it sets the fact, else the first span that does); '' elsewhere."""
+    trace in this batch (the root if it sets the fact, else the first span that does); '' elsewhere.
+
+    Only the context keys' entries of the attribute maps reach Python (found in C with is_in): a span's
+    whole map (prompts, documents) never does, and context_facts reads nothing else."""
     rows = spans.num_rows
-    attributes = spans["SpanAttributes"]
     offset = 0
     chosen: dict[str, dict[str, tuple[bool, int, str]]] = {}  # field -> trace -> (is root, row, value)
-    for chunk in attributes.chunks:
+    trace_ids, parents = spans["TraceId"], spans["ParentSpanId"]
+    for chunk in spans["SpanAttributes"].chunks:
         offsets = chunk.offsets.to_numpy()
         keys = chunk.keys.slice(offsets[0], offsets[-1] - offsets[0])
         hits = np.flatnonzero(pc.is_in(keys, value_set=_CONTEXT_KEYS).to_numpy(zero_copy_only=False))
-        # Spans setting no context fact (nearly all) are skipped in C; the few others are read here.
-        for row in np.unique(np.searchsorted(offsets, hits + offsets[0], side="right") - 1):
-            index = offset + int(row)
-            own = semconv.context_facts(dict(chunk[int(row)].as_py()))
+        if not len(hits):
+            offset += len(chunk)
+            continue
+        hit_rows = (np.searchsorted(offsets, hits + offsets[0], side="right") - 1 + offset).tolist()
+        hit_keys = keys.take(hits).to_pylist()
+        hit_values = chunk.items.slice(offsets[0], offsets[-1] - offsets[0]).take(hits).to_pylist()
+        own_keys: dict[int, dict[str, str]] = {}
+        for row, key, value in zip(hit_rows, hit_keys, hit_values, strict=True):
+            own_keys.setdefault(row, {})[key] = value
+        found = pa.array(list(own_keys), pa.int64())
+        ids = trace_ids.take(found).to_pylist()
+        roots = pc.equal(parents.take(found), "").to_pylist()
+        for index, trace_id, is_root, attrs in zip(own_keys, ids, roots, own_keys.values(), strict=True):
+            own = semconv.context_facts(attrs)
             if not own:
                 continue
-            trace_id = spans["TraceId"][index].as_py()
-            is_root = spans["ParentSpanId"][index].as_py() == ""
             for field, value in own.items():
                 held = chosen.setdefault(field, {}).get(trace_id)
                 if held is None or (is_root and not held[0]):
