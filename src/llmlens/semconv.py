@@ -909,15 +909,26 @@ def event_content(events: Sequence[tuple[str, str, Mapping[str, Any]]]) -> tuple
         parsed = _json_object(body) if body else {}
         message = parsed.get("message") if isinstance(parsed.get("message"), dict) else parsed
         role = message.get("role") or _PROMPT_EVENTS.get(name, "assistant")
-        for call in message.get("tool_calls") or []:
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict) and function.get("name"):
-                calls.append((str(function["name"]), _arguments(function.get("arguments"))))
+        own = event_tool_calls(message)
+        if name in _RESPONSE_EVENTS:  # an assistant message of the prompt is an earlier call's request
+            calls += own
         content = message.get("content")
-        if content is None and message.get("tool_calls"):
-            content = "[tool call " + ", ".join(name for name, _ in calls) + "]"
+        if content is None and own:
+            content = "[tool call " + ", ".join(name for name, _ in own) + "]"
         if content is None:
             continue
         line = f"{role}: {_text(content)}"
         (prompt if name in _PROMPT_EVENTS else response).append(line)
     return _cap("\n".join(prompt)), _cap("\n".join(response)), calls
+
+
+def event_tool_calls(message: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, arguments) of the tool calls in an event's message (openai-v2's `gen_ai.choice` body:
+    `message.tool_calls[].function`; the arguments only when content capture is on). Search reads the
+    same names in SQL (query/event_tools.py)."""
+    found = []
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and function.get("name"):
+            found.append((str(function["name"]), _arguments(function.get("arguments"))))
+    return found

@@ -104,7 +104,7 @@ def test_model_calls_counted_once_with_their_facts(replay: Replay, folder: Path,
         assert bool(llm["error_type"]) is expected["errored"], where
         assert llm["finish_reasons"] == expected["finish_reasons"], where
         assert [c["name"] for c in llm["tool_calls"]] == expected["tool_names"], where
-        assert llm["tool_names"] == expected["tool_names"] or not llm["tool_names"] and folder.parent.name == "openai_v2"
+        assert llm["tool_names"] == expected["tool_names"], where
     # The trace list sums the same calls and tokens (steps' summed usage never added again).
     listed = [t for trace_id in ids for t in _list_around(replay, trace_id)]
     assert sum(t["llm_calls"] for t in listed) == len(want["model_calls"])
@@ -132,6 +132,21 @@ def test_tool_calls_are_searchable(replay: Replay) -> None:
     assert wanted <= {t["trace_id"] for t in answer.json()["items"]}
     params["q"] = '{ tool = "no_such_tool" }'
     assert httpx.get(f"{replay.server.url}/api/v1/search", params=params, timeout=30).json()["items"] == []
+
+
+def test_tool_calls_in_log_events_are_searchable(replay: Replay) -> None:
+    """openai-v2 names the requested tool in a gen_ai.choice log event only (another export than the
+    span): { tool = "get_weather" } finds its trace, alone and beside an inherited session."""
+    (trace_id,) = replay.traces[("openai_v2", "session")]
+    moment = datetime.fromisoformat(get_trace(replay, trace_id)[0]["start_time"].replace("Z", "+00:00"))
+    params = {"start": (moment - timedelta(minutes=5)).isoformat(), "end": (moment + timedelta(minutes=5)).isoformat(),
+              "limit": 200}
+    for query, found in (('{ tool = "get_weather" }', True), ('{ tool =~ "get_.*" && session = "sess-v2" }', True),
+                         ('{ tool = "get_weather" && session = "other" }', False), ('{ tool = "get_time" }', False),
+                         ('{ tool != nil && span.gen_ai.request.model = "gpt-4o-mini" }', True)):
+        answer = httpx.get(f"{replay.server.url}/api/v1/search", params={**params, "q": query}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert (trace_id in {t["trace_id"] for t in answer.json()["items"]}) is found, query
 
 
 def _session_trace(replay: Replay) -> list[dict[str, Any]]:

@@ -148,3 +148,19 @@ def test_rule8_event_borne_messages():
     assert prompt == "system: You are terse.\nuser: Weather?"
     assert response == "assistant: [tool call get_weather]\ndone"
     assert calls == [("get_weather", '{"location": "Paris"}')]
+
+
+
+def test_rule3_event_borne_tool_calls_are_the_responses_only():
+    """A follow-up call's prompt repeats the earlier call's tool request: that is not this call's."""
+    earlier = {"role": "assistant", "tool_calls": [{"function": {"name": "get_weather", "arguments": "{}"}}]}
+    prompt, response, calls = semconv.event_content([
+        ("gen_ai.user.message", '{"content": "Weather?"}', {}),
+        ("gen_ai.assistant.message", json.dumps(earlier), {}),
+        ("gen_ai.tool.message", '{"content": "sunny", "id": "call_1"}', {}),
+        ("gen_ai.choice", json.dumps({"message": {"role": "assistant", "tool_calls": [
+            {"function": {"name": "book_table"}}, {"function": {"name": "send_mail", "arguments": "{}"}}]}}), {}),
+    ])
+    assert prompt == "user: Weather?\nassistant: [tool call get_weather]\ntool: sunny"
+    assert response == "assistant: [tool call book_table, send_mail]"
+    assert calls == [("book_table", ""), ("send_mail", "{}")]

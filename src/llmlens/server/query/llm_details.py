@@ -1,6 +1,7 @@
 """What the trace view adds to each LLM call from the rest of its trace (read at query time).
 
-- Tool calls (names and arguments) read from the call's span, whatever convention wrote them.
+- Tool calls (names and arguments) read from the call's span, whatever convention wrote them, else
+  from its `gen_ai.choice` log events (openai-v2); their names become the call's tool_names too.
 - Prompt and response carried by events when the span holds none: openai-v2's log events (its default
   conventions version), OpenLIT's span events.
 - Session, user, app and department inherited from the nearest ancestor span, else the trace's root
@@ -64,6 +65,8 @@ def complete_calls(spans: list[dict[str, Any]], events: dict[str, list[tuple]]) 
             llm["output"] = llm["output"] or text_out or None
             calls = calls or event_calls
         llm["tool_calls"] = [{"name": name, "arguments": arguments or None} for name, arguments in calls]
+        if not llm["tool_names"] and calls:  # openai-v2 names them in a log event only (query/event_tools.py)
+            llm["tool_names"] = list(dict.fromkeys(name for name, _ in calls))
         if context and not all(llm[field] for field in _FIELDS.values()):
             inherited = semconv.inherited_context(parents, context, span["span_id"], root)
             llm["inherited"] = sorted(name for name in _FIELDS if not llm[name] and inherited.get(name))

@@ -6,6 +6,7 @@ import re
 from typing import Any, Protocol
 
 from llmlens.server.query.call_context import CALLS, TRACE_COLUMNS
+from llmlens.server.query.event_tools import with_event_tools
 from llmlens.server.query.traceql import CompiledQuery
 from llmlens.server.query.traces import add_unpriced_counts, decode_cursor, encode_cursor
 from llmlens.server.query.window import Window, rfc3339
@@ -30,6 +31,9 @@ LEFT JOIN (
 _LLM_CONTEXT_JOIN = f"""
 LEFT JOIN (SELECT {_LLM_COLUMNS} FROM {CALLS}) AS l ON l.TraceId = s.TraceId AND l.SpanId = s.SpanId"""
 _READS_CONTEXT = re.compile(r"\bl\.(?:" + "|".join(TRACE_COLUMNS) + r")\b")
+# A query on tool names also reads those of log events (openai-v2's gen_ai.choice: query/event_tools.py).
+_READS_TOOLS = re.compile(r"\bl\.ToolNames\b")
+_WINDOW_CALLS = "llm_calls WHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}"
 
 # The matching traces, newest matching span first: one page of (time, trace id) keys past the cursor.
 # The cursor is on the aggregate, so it goes in HAVING: dropping newer rows in WHERE would lower the
@@ -77,6 +81,9 @@ def search_sql(compiled: CompiledQuery, *, after_cursor: bool = False) -> str:
     if compiled.uses_llm:
         reads_context = _READS_CONTEXT.search(f"{compiled.where} {compiled.having or ''}")
         join = _LLM_CONTEXT_JOIN if reads_context else _LLM_JOIN
+        if _READS_TOOLS.search(f"{compiled.where} {compiled.having or ''}"):
+            calls = with_event_tools(CALLS if reads_context else _WINDOW_CALLS, _LLM_COLUMNS)
+            join = f"\nLEFT JOIN {calls} AS l ON l.TraceId = s.TraceId AND l.SpanId = s.SpanId"
     return (_MATCH_SQL
             .replace("{join}", join)
             .replace("{where}", compiled.where)
