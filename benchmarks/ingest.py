@@ -285,12 +285,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--spans-per-request", type=int, default=512)
     parser.add_argument("--bodies", type=int, default=64, help="distinct pre-built bodies (each sent once)")
+    parser.add_argument("--build-for", type=int, default=60_000, metavar="SPANS_PER_S",
+                        help="build enough distinct bodies for this rate (building takes a while on a slow machine)")
     args = parser.parse_args()
 
     traces = args.spans_per_request // 4
     print(f"building bodies: {traces * 4} spans a request ...", flush=True)
     now = time.time_ns()
-    budget = int(60_000 / args.spans_per_request * args.seconds) + args.bodies  # enough unique bodies to never repeat
+    budget = int(args.build_for / args.spans_per_request * args.seconds) + args.bodies  # enough to never repeat
     bodies = [SHAPES[args.shape](traces, now) for _ in range(min(budget, 2000))]
     size = sum(map(len, bodies)) / len(bodies)
     print(f"{len(bodies)} bodies, {size / 1024:.0f} KiB each ({size / (traces * 4):,.0f} B a span, shape {args.shape})",
@@ -310,7 +312,7 @@ def main() -> None:
             while time.monotonic() < stop:
                 with lock:
                     index = next(next_body, None)
-                if index is None:
+                if index is None:  # built too few bodies for this rate: the figures cover the time sent
                     return
                 r = client.post(server.url + "/v1/traces", content=bodies[index],
                                 headers={"content-type": "application/x-protobuf"})
