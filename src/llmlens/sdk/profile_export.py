@@ -58,10 +58,9 @@ def encode_pprof(folded: FoldedProfile, mode: str, period_ns: int, source_path: 
     builder = ProfileBuilder(sample_type=(mode, "samples"), period_type=(mode, "nanoseconds"), period=period_ns,
                              time_nanos=folded.start_ns, duration_nanos=max(0, folded.end_ns - folded.start_ns))
     locations: dict[tuple[int, int], int] = {}
-    for (stack, thread_name, span), count in folded.counts.items():
+    for (code_ids, offsets, thread_name, span), count in folded.counts.items():
         ids = []
-        for i in range(0, len(stack), 2):
-            frame = (stack[i], stack[i + 1])
+        for frame in zip(code_ids, offsets, strict=True):
             location_id = locations.get(frame)
             if location_id is None:
                 code = folded.codes[frame[0]]

@@ -27,13 +27,13 @@ from llmlens.sdk.profile_spans import ActiveSpan
 MAX_DEPTH = 512  # frames kept per sample, the innermost ones (the server refuses stacks past 1024)
 MODES = ("cpu", "wall")
 
-# A stack is kept as flat ints, innermost frame first: id(code), offset of the last instruction,
-# id(code), offset, ... Hashing code objects (their names, bytecode and constants, every time) and
-# computing line numbers (a scan of the line table) per frame per sample cost ~20x more; lines are
-# looked up once per distinct (code, offset) when a profile is exported.
-Stack = tuple[int, ...]
-# (stack, thread name, span or None) -> number of samples
-FoldedKey = tuple[Stack, str, ActiveSpan | None]
+# A stack is kept as two tuples of ints, innermost frame first: the ids of the frames' code objects
+# and the offsets of their last instructions. Hashing code objects (their names, bytecode and
+# constants, every time) and computing line numbers (a scan of the line table) per frame per sample
+# cost ~20x more; lines are looked up once per distinct (code, offset) when a profile is exported.
+Stack = tuple[tuple[int, ...], tuple[int, ...]]
+# (code ids, offsets, thread name, span or None) -> number of samples
+FoldedKey = tuple[tuple[int, ...], tuple[int, ...], str, ActiveSpan | None]
 
 
 @dataclass
@@ -59,6 +59,7 @@ def cpu_mode_supported() -> bool:
         return False
     try:
         time.clock_gettime_ns(thread_cpu_clock(threading.get_native_id()))
+        time.clock_gettime_ns(time.CLOCK_PROCESS_CPUTIME_ID)
     except (OSError, AttributeError):
         return False
     return True
@@ -67,13 +68,30 @@ def cpu_mode_supported() -> bool:
 class _Thread:
     """What the sampler keeps per thread between ticks."""
 
-    __slots__ = ("name", "clock", "last", "carry")
+    __slots__ = ("ident", "name", "clock", "last", "carry")
 
-    def __init__(self, name: str, clock: int | None) -> None:
+    def __init__(self, ident: int, name: str, clock: int | None) -> None:
+        self.ident = ident
         self.name = name
         self.clock = clock  # CPU clock id, None when the native id is unknown
-        self.last: int | None = None  # clock reading at the previous tick
+        self.last = 0  # clock reading at the previous full tick
         self.carry = 0  # ns not yet turned into a sample
+
+
+def walk(frame: Any, codes: dict[int, CodeType]) -> Stack:
+    """The stack from `frame` outwards; the code objects go into `codes`, by id."""
+    frame_codes: list[CodeType] = []
+    offsets: list[int] = []
+    add_code, add_offset = frame_codes.append, offsets.append
+    for _ in range(MAX_DEPTH):  # the attribute reads are most of the cost: nothing else per frame
+        add_code(frame.f_code)
+        add_offset(frame.f_lasti)
+        frame = frame.f_back
+        if frame is None:
+            break
+    ids = tuple(map(id, frame_codes))
+    codes.update(zip(ids, frame_codes, strict=True))
+    return ids, tuple(offsets)
 
 
 class StackSampler:
@@ -87,13 +105,21 @@ class StackSampler:
         self.period_ns = 1_000_000_000 // hz
         self.mode = mode
         self.ticks = 0
+        self.full_ticks = 0  # ticks that read the threads (all of them in wall mode)
+        self.walks = 0  # stacks walked
         self._span_on = span_on
         self._lock = threading.Lock()
         self._counts: dict[FoldedKey, int] = {}
         self._codes: dict[int, CodeType] = {}
         self._start_ns = time.time_ns()
-        self._threads: dict[int, _Thread] = {}  # by ident
+        self._threads: dict[int, _Thread] = {}  # by ident, every thread seen at the last full tick
+        self._clocked: list[_Thread] = []  # the threads whose CPU clocks are read (not the sampler's own)
         self.own_idents: set[int] = set()  # threads never sampled (the sampler's own)
+        self._stale = False  # a thread's clock could not be read: refresh the threads at the next full tick
+        # On-CPU idle test: the process CPU clock at the last full tick, and the CPU the threads
+        # carried after it, so a tick knows when no thread can have a sample due.
+        self._process_cpu = -self.period_ns
+        self._carried = 0
 
     def _refresh_threads(self, idents: Any) -> None:
         """Names and CPU clocks of the threads now running; state kept for those already known."""
@@ -102,59 +128,103 @@ class StackSampler:
         for ident in idents:
             thread = by_ident.get(ident)
             name = thread.name if thread is not None else f"thread-{ident}"
+            native_id = getattr(thread, "native_id", None)
+            clock = None if native_id is None else thread_cpu_clock(native_id)
             state = self._threads.get(ident)
-            if state is None:
-                native_id = getattr(thread, "native_id", None)
-                state = _Thread(name, None if native_id is None else thread_cpu_clock(native_id))
+            if state is None or state.clock != clock:  # new, or a new thread under an exited one's ident
+                state = _Thread(ident, name, clock)
+                state.last = self._reading(state)
             state.name = name
             threads[ident] = state
         self._threads = threads  # an exited thread's state goes: its ident can be reused
+        self._clocked = [t for t in threads.values() if t.clock is not None and t.ident not in self.own_idents]
+
+    def _reading(self, state: _Thread) -> int:
+        """The reading a new thread's time is counted from.
+
+        Wall mode: now. On-CPU mode: the thread's CPU clock for a thread already running when
+        profiling starts (what it used before is not charged to the stack it shows now), else 0,
+        the clock's value when the thread started: all its CPU is counted, however many ticks the
+        process clock let pass before a full tick saw it.
+        """
+        if self.mode == "wall":
+            return time.monotonic_ns()
+        if self.full_ticks > 1:
+            return 0
+        if state.clock is not None:
+            try:
+                return time.clock_gettime_ns(state.clock)
+            except OSError:
+                state.clock = None  # it has exited already
+        return 0
 
     def sample(self) -> None:
-        frames = sys._current_frames()
         self.ticks += 1
+        if self.mode == "wall":
+            self._sample_wall()
+            return
+        process_cpu = time.clock_gettime_ns(time.CLOCK_PROCESS_CPUTIME_ID)
+        if process_cpu - self._process_cpu + self._carried < self.period_ns:
+            return  # the threads' CPU since the last full tick, plus their carry, completes no sample
+        self._process_cpu = process_cpu  # before the threads' clocks: their readings are not older
+        self.full_ticks += 1
+        frames = sys._current_frames()
+        if frames.keys() != self._threads.keys() or self.ticks % self.NAMES_EVERY == 0 or self._stale:
+            self._stale = False
+            self._refresh_threads(frames.keys())
+        period = self.period_ns
+        clock = time.clock_gettime_ns
+        carried = 0
+        due: list[tuple[_Thread, int]] = []
+        for state in self._clocked:
+            try:
+                now = clock(state.clock)
+            except OSError:  # the thread exited: its ident may come back with another thread
+                self._stale = True
+                continue
+            carry = state.carry + now - state.last
+            state.last = now
+            if carry >= period:
+                n, carry = divmod(carry, period)
+                due.append((state, n))
+            state.carry = carry
+            carried += carry
+        self._carried = carried
+        if due:
+            self._fold(frames, due)
+
+    def _sample_wall(self) -> None:
+        self.full_ticks += 1
+        frames = sys._current_frames()
         if frames.keys() != self._threads.keys() or self.ticks % self.NAMES_EVERY == 0:
             self._refresh_threads(frames.keys())
-        wall = self.mode == "wall"
-        now_wall = time.monotonic_ns()
-        period = self.period_ns
-        found: dict[FoldedKey, int] = {}
-        codes: dict[int, CodeType] = {}
-        for ident, frame in frames.items():
+        now = time.monotonic_ns()
+        due: list[tuple[_Thread, int]] = []
+        for ident in frames:
             state = self._threads[ident]
-            if wall:
-                now = now_wall
-            elif state.clock is None or ident in self.own_idents:
+            if ident in self.own_idents:
                 continue
-            else:
-                try:
-                    now = time.clock_gettime_ns(state.clock)
-                except OSError:  # the thread exited since the frames were taken
-                    continue
             previous, state.last = state.last, now
-            if previous is None or now <= previous or ident in self.own_idents:
+            if now <= previous:
                 continue
-            n, state.carry = divmod(state.carry + now - previous, period)
-            if n == 0:
-                continue
-            stack: list[int] = []
-            f: Any = frame
-            depth = 0
-            while f is not None and depth < MAX_DEPTH:
-                code = f.f_code
-                codes[id(code)] = code
-                stack.append(id(code))
-                stack.append(f.f_lasti)
-                f = f.f_back
-                depth += 1
-            key = (tuple(stack), state.name, self._span_on(ident))
-            found[key] = found.get(key, 0) + n
-        del frames  # frames hold their locals alive
-        if found:
-            with self._lock:
-                self._codes.update(codes)
-                for key, n in found.items():
-                    self._counts[key] = self._counts.get(key, 0) + n
+            n, state.carry = divmod(state.carry + now - previous, self.period_ns)
+            if n:
+                due.append((state, n))
+        if due:
+            self._fold(frames, due)
+
+    def _fold(self, frames: dict[int, Any], due: list[tuple[_Thread, int]]) -> None:
+        span_on = self._span_on
+        with self._lock:  # drain() swaps both dicts: a stack's codes must land with its count
+            counts, codes = self._counts, self._codes
+            for state, n in due:
+                frame = frames.get(state.ident)
+                if frame is None:
+                    continue
+                ids, offsets = walk(frame, codes)
+                key = (ids, offsets, state.name, span_on(state.ident))
+                counts[key] = counts.get(key, 0) + n
+        self.walks += len(due)
 
     def drain(self) -> FoldedProfile:
         now = time.time_ns()
@@ -163,4 +233,3 @@ class StackSampler:
             codes, self._codes = self._codes, {}
             start, self._start_ns = self._start_ns, now
         return FoldedProfile(counts, codes, start, now)
-
