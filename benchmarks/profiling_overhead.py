@@ -15,6 +15,9 @@ metrics and logs on in all of them):
   llmlens-wall  the same in wall-clock mode
   pyroscope  pyroscope-io's native sampler (oncpu=True, gil_only=True, as it ships), with
              pyroscope-otel's span processor on the same tracer provider (tags local-root spans)
+  llmlens@REV  llmlens's sampler as of git revision REV (its profiler, stack_sampler, profile_spans
+             and profile_export modules, from `git show`), the rest as now: compares two versions
+             of the sampler in one run, interleaved
 
 Per row: requests/s; chatbot CPU ms per request (all its threads, /proc/<pid>/stat); the CPU of the
 profiler's own threads as a share of the chatbot's (llmlens: its sampling and export threads;
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 ROWS = ("off", "llmlens", "llmlens-wall", "pyroscope")
+SAMPLER_MODULES = ("profile_spans", "stack_sampler", "profile_export", "profiler")  # in import order
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROFILE_PATHS = ("/ingest", "/push.v1.PusherService/Push")
 
@@ -93,8 +98,36 @@ def _thread_ids() -> set[int]:
     return {int(t) for t in os.listdir("/proc/self/task")}
 
 
-def serve_chatbot(row: str, hz: int, sink: str, threads_file: str, chatbot_args: list[str]) -> int:
+def sampler_from_revision(revision: str) -> Path:
+    """The sampler's modules as of a git revision, written to a new directory."""
+    root = Path(__file__).resolve().parent.parent
+    directory = Path(tempfile.mkdtemp(prefix="llmlens-sampler-"))
+    for name in SAMPLER_MODULES:
+        out = subprocess.run(["git", "show", f"{revision}:src/llmlens/sdk/{name}.py"], cwd=root,
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"llmlens@{revision}: {out.stderr.strip()}")
+        (directory / f"{name}.py").write_text(out.stdout)
+    return directory
+
+
+def load_sampler(directory: str) -> None:
+    """Make `llmlens.sdk.<module>` the versions in `directory` before init() imports them."""
+    import importlib.util
+
+    for name in SAMPLER_MODULES:
+        spec = importlib.util.spec_from_file_location(f"llmlens.sdk.{name}", Path(directory) / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+
+
+def serve_chatbot(row: str, hz: int, sink: str, threads_file: str, chatbot_args: list[str],
+                  sampler_dir: str | None = None) -> int:
     """Run the demo chatbot with `row`'s profiler; write the profiler's thread ids to `threads_file`."""
+    if sampler_dir:
+        load_sampler(sampler_dir)
     from llmlens.demo import chatbot, runtime
 
     start_telemetry = runtime.start_telemetry
@@ -209,7 +242,8 @@ class Load:
             t.join(timeout=35)
 
 
-def measure_row(row: str, args: argparse.Namespace, sink: Sink, retriever_url: str, llm_url: str) -> dict[str, float]:
+def measure_row(row: str, args: argparse.Namespace, sink: Sink, retriever_url: str, llm_url: str,
+                sampler_dirs: dict[str, Path]) -> dict[str, float]:
     port = free_port()
     fd, threads_file = tempfile.mkstemp(prefix="profiler-threads-", suffix=".json")
     os.close(fd)
@@ -219,7 +253,8 @@ def measure_row(row: str, args: argparse.Namespace, sink: Sink, retriever_url: s
            "LLMLENS_PROFILING_HZ": str(args.hz), "LLMLENS_PROFILING_MODE": "wall" if row == "llmlens-wall" else "cpu"}
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve-chatbot", row, "--hz", str(args.hz), "--sink", sink.url,
-         "--threads-file", threads_file, "--", "--port", str(port), "--otlp-endpoint", sink.url,
+         "--threads-file", threads_file,
+         *(["--sampler-dir", str(sampler_dirs[row])] if row in sampler_dirs else []), "--", "--port", str(port), "--otlp-endpoint", sink.url,
          "--retriever-url", retriever_url, "--llm-base-url", llm_url, "--llm-api-key", "bench", "--skip-llm-check"],
         env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
@@ -274,7 +309,7 @@ def start_services(sink: Sink) -> tuple[list[subprocess.Popen], str, str]:
 
 
 def report(rows: list[str], results: dict[str, list[dict[str, float]]]) -> None:
-    print(f"\n{'row':<13} {'req/s':>7} {'CPU ms/req':>10} {'chatbot CPU':>11} {'profiler thr':>12} "
+    print(f"\n{'row':<16} {'req/s':>7} {'CPU ms/req':>10} {'chatbot CPU':>11} {'profiler thr':>12} "
           f"{'(of a core)':>11} {'profile B/s':>11}   CPU/req vs off (median [min, max] over repeats)")
     for row in rows:
         runs = results[row]
@@ -287,13 +322,14 @@ def report(rows: list[str], results: dict[str, list[dict[str, float]]]) -> None:
             diffs = [r["cpu_ms_per_request"] / off["cpu_ms_per_request"] - 1 for r, off in zip(runs, results["off"],
                                                                                                   strict=True)]
             change = f"{statistics.median(diffs):+.1%} [{min(diffs):+.1%}, {max(diffs):+.1%}]"
-        print(f"{row:<13} {med('rps'):7.1f} {med('cpu_ms_per_request'):10.2f} {med('cpu_share'):10.0%}  "
+        print(f"{row:<16} {med('rps'):7.1f} {med('cpu_ms_per_request'):10.2f} {med('cpu_share'):10.0%}  "
               f"{med('profiler_share'):11.2%}  {med('profiler_core'):10.2%}  {med('profile_bytes_per_s'):11.0f}   {change}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="off,llmlens,pyroscope", help=f"comma-separated, from {', '.join(ROWS)}")
+    parser.add_argument("--rows", default="off,llmlens,pyroscope",
+                        help=f"comma-separated, from {', '.join(ROWS)}, llmlens@<git revision>")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per row and repeat")
     parser.add_argument("--warmup", type=float, default=4.0, help="seconds of load before measuring")
     parser.add_argument("--repeats", type=int, default=3)
@@ -302,13 +338,15 @@ def main() -> int:
     parser.add_argument("--serve-chatbot", metavar="ROW", help=argparse.SUPPRESS)
     parser.add_argument("--sink", help=argparse.SUPPRESS)
     parser.add_argument("--threads-file", help=argparse.SUPPRESS)
+    parser.add_argument("--sampler-dir", help=argparse.SUPPRESS)
     parser.add_argument("chatbot_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_chatbot:
-        return serve_chatbot(args.serve_chatbot, args.hz, args.sink, args.threads_file, args.chatbot_args)
+        return serve_chatbot(args.serve_chatbot, args.hz, args.sink, args.threads_file, args.chatbot_args,
+                             args.sampler_dir)
 
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    unknown = set(rows) - set(ROWS)
+    unknown = {r for r in rows if r not in ROWS and not r.startswith("llmlens@")}
     if unknown:
         parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
     if "pyroscope" in rows:
@@ -318,6 +356,7 @@ def main() -> int:
         except ImportError:
             print("pyroscope: pyroscope-io / pyroscope-otel not installed; row skipped")
             rows.remove("pyroscope")
+    sampler_dirs = {row: sampler_from_revision(row.split("@", 1)[1]) for row in rows if row.startswith("llmlens@")}
     sink = Sink()
     services, retriever_url, llm_url = start_services(sink)
     results: dict[str, list[dict[str, float]]] = {row: [] for row in rows}
@@ -325,15 +364,17 @@ def main() -> int:
         for repeat in range(args.repeats):
             order = rows[repeat % len(rows):] + rows[:repeat % len(rows)]
             for row in order:
-                r = measure_row(row, args, sink, retriever_url, llm_url)
+                r = measure_row(row, args, sink, retriever_url, llm_url, sampler_dirs)
                 results[row].append(r)
-                print(f"repeat {repeat + 1} {row:<13} {r['rps']:6.1f} req/s  {r['cpu_ms_per_request']:6.2f} CPU ms/req  "
+                print(f"repeat {repeat + 1} {row:<16} {r['rps']:6.1f} req/s  {r['cpu_ms_per_request']:6.2f} CPU ms/req  "
                       f"profiler threads {r['profiler_share']:.2%} of it, each "
                       f"{' '.join(f'{t:.2%}' for t in r['per_thread_core'])} of a core  failed {r['failed']:.0f}",
                       flush=True)
     finally:
         for proc in services:
             stop(proc)
+        for directory in sampler_dirs.values():
+            shutil.rmtree(directory, ignore_errors=True)
     print(f"\n{args.concurrency} concurrent clients, {args.seconds:g} s measured per run, {args.repeats} repeats, "
           f"{args.hz} Hz, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     report(rows, results)

@@ -8,6 +8,9 @@ Scenarios:
   asyncio  two tasks on one event loop take turns burning CPU, `burn_task_a` inside span "task-a"
            and `burn_task_b` inside span "task-b"; then a task started inside span "parent"
            burns CPU in `burn_in_child` without a span of its own
+  fork     the process forks (as a pre-fork server does); the child burns CPU in
+           `burn_in_forked_child` inside span "forked-burn" while the parent burns in
+           `burn_in_parent` inside span "parent-burn"; the child shuts llmlens down and exits
 It prints one JSON line: the span ids, the answer the work computed, and whether any llmlens
 thread is still alive after llmlens.shutdown().
 """
@@ -19,6 +22,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 
@@ -107,10 +111,44 @@ def burn_in_child(seconds: float) -> int:
     return work(seconds)
 
 
+def burn_in_forked_child(seconds: float) -> int:
+    return work(seconds)
+
+
+def burn_in_parent(seconds: float) -> int:
+    return work(seconds)
+
+
+def fork_scenario(seconds: float) -> dict[str, object]:
+    tracer = trace.get_tracer("profiled-app")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into the parent's code
+        status = 1
+        try:
+            os.close(read_fd)
+            with tracer.start_as_current_span("forked-burn") as span:
+                burn_in_forked_child(seconds)
+            threads = sorted(t.name for t in threading.enumerate() if t.name.startswith("llmlens"))
+            llmlens.shutdown()
+            os.write(write_fd, json.dumps({"child": span_ids(span), "child_pid": os.getpid(),
+                                           "child_llmlens_threads": threads}).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with tracer.start_as_current_span("parent-burn") as span:
+        burn_in_parent(seconds)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read_fd) as pipe:
+        child = json.loads(pipe.read() or "{}")
+    return {"parent": span_ids(span), "parent_pid": os.getpid(), "child_exit_status": status, **child}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("endpoint")
-    parser.add_argument("scenario", choices=["threads", "asyncio"])
+    parser.add_argument("scenario", choices=["threads", "asyncio", "fork"])
     parser.add_argument("--mode", default="cpu")
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
@@ -120,6 +158,8 @@ def main() -> None:
                  instrument_http=False)
     if args.scenario == "threads":
         result = threads_scenario(args.seconds)
+    elif args.scenario == "fork":
+        result = fork_scenario(args.seconds)
     else:
         result = asyncio.run(asyncio_scenario(args.seconds))
     llmlens.shutdown()

@@ -104,6 +104,22 @@ def test_asyncio_tasks_are_tagged_with_their_own_spans(profiles):
         assert inherited == [] and all("span_id" not in s.labels for s in child), child
 
 
+def test_a_forked_child_profiles_on_its_own(profiles):
+    """A pre-fork server's worker: the profiler restarts in the child, which pushes its own samples."""
+    result, _ = run_app(profiles.endpoint, "fork")
+    assert result["child_exit_status"] == 0 and result["child_pid"] != result["parent_pid"]
+    assert result["child_llmlens_threads"] == ["llmlens-profile-export", "llmlens-profiler"]
+    samples = app_samples(profiles)
+    for function, span in (("burn_in_forked_child", "child"), ("burn_in_parent", "parent")):
+        burning = in_function(samples, function)
+        assert total(burning) >= 20, (function, samples)  # 2 s of CPU each at 100 Hz, on a loaded machine
+        assert {s.labels.get("span_id") for s in burning} == {result[span]["span_id"]}, burning
+    # Each push is one process's: the child's never carry the parent's samples, nor the other way.
+    for push in profiles.pushes:
+        functions = {frame.split(" (")[0] for s in push.samples for frame in s.frames}
+        assert not {"burn_in_forked_child", "burn_in_parent"} <= functions, functions
+
+
 @pytest.mark.parametrize("failure", ["server answers 500", "nothing listening"])
 def test_a_failing_export_is_dropped_with_one_warning(profiles, failure):
     if failure == "server answers 500":

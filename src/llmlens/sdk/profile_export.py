@@ -85,9 +85,19 @@ class ProfilePusher:
         self.hz = hz
         self.mode = mode
         self.timeout_s = timeout_s
-        self._session = requests.Session()
-        self._session.headers.update({"content-type": "application/octet-stream",
-                                      "user-agent": f"llmlens-sdk/{__version__}", **headers})
+        self._headers = {"content-type": "application/octet-stream", "user-agent": f"llmlens-sdk/{__version__}",
+                         **headers}
+        self._session = self._new_session()
+        self._failing = False
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(self._headers)
+        return session
+
+    def after_fork(self) -> None:
+        """In a fork's child: its own connections, not the parent's (the old session is left to the parent)."""
+        self._session = self._new_session()
         self._failing = False
 
     def push(self, body: bytes, start_ns: int, end_ns: int, timeout_s: float | None = None) -> bool:

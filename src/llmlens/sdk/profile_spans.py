@@ -66,6 +66,17 @@ class SpanTracker(SpanProcessor):
             self._owner_of.clear()
             self._loops.clear()
 
+    def after_fork(self) -> None:
+        """In a fork's child: only the forking thread remains; its spans are kept, the rest dropped.
+
+        The lock is new: another of the parent's threads may have held it at the fork.
+        """
+        self._lock = threading.Lock()
+        me = threading.get_ident()
+        self._stacks = {owner: spans for owner, spans in self._stacks.items() if owner == me}
+        self._owner_of = {key: owner for key, owner in self._owner_of.items() if owner == me}
+        self._loops = {ident: loop for ident, loop in self._loops.items() if ident == me}
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if not self._enabled:
             return

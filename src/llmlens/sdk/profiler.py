@@ -5,11 +5,16 @@ export thread folds what was sampled into one pprof profile every `export_interv
 it (profile_export), so a slow or unreachable server never delays sampling and never touches the
 app's threads. A profile that cannot be pushed is dropped (one warning, see ProfilePusher). stop()
 ends both threads and pushes the last profile within the shutdown's timeout.
+
+A child made by os.fork() (a pre-fork server such as gunicorn, multiprocessing's fork start
+method) has none of its parent's threads: the profiler starts anew there (os.register_at_fork),
+with the samples, the spans of other threads and the HTTP connections of the parent left behind.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -32,15 +37,30 @@ class Profiler:
     def __init__(self, settings: ProfilerSettings, pusher: ProfilePusher, spans: SpanTracker) -> None:
         self.settings = settings
         self.spans = spans
-        self.sampler = StackSampler(settings.hz, settings.mode, spans.span_on)
         self._pusher = pusher
         self._source_paths = SourcePaths()
-        self._stop = threading.Event()
         self._last_push_timeout_s = 5.0
+        self._new_threads()
+
+    def _new_threads(self) -> None:
+        self.sampler = StackSampler(self.settings.hz, self.settings.mode, self.spans.span_on)
+        self._stop = threading.Event()
         self._sampling = threading.Thread(target=self._sample_loop, name="llmlens-profiler", daemon=True)
         self._exporting = threading.Thread(target=self._export_loop, name="llmlens-profile-export", daemon=True)
 
     def start(self) -> None:
+        global _running
+        _running = self
+        _register_fork_hook()
+        self._sampling.start()
+        self._exporting.start()
+
+    def _restart_in_child(self) -> None:
+        """After os.fork(), in the child: the parent's threads are gone; new ones, new state, same settings."""
+        self.spans.after_fork()
+        self._pusher.after_fork()
+        self._new_threads()
+        self.sampler.native_ids[threading.get_ident()] = threading.get_native_id()
         self._sampling.start()
         self._exporting.start()
 
@@ -49,6 +69,9 @@ class Profiler:
 
     def stop(self, timeout_ms: int) -> None:
         """Stop sampling, push what is left (within the timeout), and end both threads."""
+        global _running
+        if _running is self:
+            _running = None
         deadline = time.monotonic() + timeout_ms / 1000
         self._last_push_timeout_s = max(0.1, 0.8 * timeout_ms / 1000)
         self._stop.set()
@@ -91,3 +114,26 @@ class Profiler:
             self._pusher.push(body, folded.start_ns, folded.end_ns, timeout_s)
         except Exception as exc:  # noqa: BLE001 - dropped, like a failed push
             log.warning("llmlens: a profile could not be exported and is dropped: %r", exc)
+
+
+# The profiler running in this process, which a fork's child restarts. os.register_at_fork has no
+# way to unregister: the hook is registered once and does nothing after stop().
+_running: Profiler | None = None
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
+
+
+def _after_fork_in_child() -> None:
+    profiler = _running
+    if profiler is None:
+        return
+    try:
+        profiler._restart_in_child()
+    except Exception as exc:  # noqa: BLE001 - the child runs on without profiling
+        log.warning("llmlens: the profiler could not restart after fork(): %r", exc)

@@ -115,6 +115,9 @@ class StackSampler:
         self._threads: dict[int, _Thread] = {}  # by ident, every thread seen at the last full tick
         self._clocked: list[_Thread] = []  # the threads whose CPU clocks are read (not the sampler's own)
         self.own_idents: set[int] = set()  # threads never sampled (the sampler's own)
+        # Native ids known better than threading's: in a fork's child, the forking thread's Thread
+        # keeps its id in the parent (CPython 3.11 does not update it after fork).
+        self.native_ids: dict[int, int] = {}
         self._stale = False  # a thread's clock could not be read: refresh the threads at the next full tick
         # On-CPU idle test: the process CPU clock at the last full tick, and the CPU the threads
         # carried after it, so a tick knows when no thread can have a sample due.
@@ -128,7 +131,7 @@ class StackSampler:
         for ident in idents:
             thread = by_ident.get(ident)
             name = thread.name if thread is not None else f"thread-{ident}"
-            native_id = getattr(thread, "native_id", None)
+            native_id = self.native_ids.get(ident) or getattr(thread, "native_id", None)
             clock = None if native_id is None else thread_cpu_clock(native_id)
             state = self._threads.get(ident)
             if state is None or state.clock != clock:  # new, or a new thread under an exited one's ident
