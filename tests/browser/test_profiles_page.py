@@ -19,6 +19,9 @@ from tests.server_process import ServerProcess
 SERVICE = "profiled-svc"
 MAIN, WORK, LEAF, OTHER = ("main", "app.py", 1), ("work", "app.py", 10), ("leaf", "lib.py", 5), ("other", "app.py", 20)
 TRACE, ROOT, CHILD = os.urandom(16), os.urandom(8), os.urandom(8)
+# A trace across a profiled service and one that never sent a profile.
+MIXED_TRACE, MIXED_ROOT, UNPROFILED_SPAN = os.urandom(16), os.urandom(8), os.urandom(8)
+UNPROFILED = "unprofiled-svc"
 
 
 def ingest(server: ServerProcess, body: bytes, at: int) -> None:
@@ -38,6 +41,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                  make_span("retrieve", trace_id=TRACE, span_id=CHILD, parent=ROOT, start_ns=start + 10**9,
                            duration_ms=2000)]
         assert post(server.url, "traces", trace_request(spans, service=SERVICE)).status_code == 200
+        mixed = [make_span("handle", trace_id=MIXED_TRACE, span_id=MIXED_ROOT, start_ns=start, duration_ms=3000)]
+        assert post(server.url, "traces", trace_request(mixed, service=SERVICE)).status_code == 200
+        unprofiled = [make_span("lookup", trace_id=MIXED_TRACE, span_id=UNPROFILED_SPAN, parent=MIXED_ROOT,
+                                start_ns=start + 10**9, duration_ms=1000)]
+        assert post(server.url, "traces", trace_request(unprofiled, service=UNPROFILED)).status_code == 200
         now = int(time.time())
         ingest(server, PprofBuilder()
                .sample([MAIN, WORK], 30, {"span_id": ROOT.hex(), "trace_id": TRACE.hex()})
@@ -121,6 +129,24 @@ def test_profile_of_this_span_from_the_trace_view(page, server: ServerProcess) -
     page.wait_for_url("**/profiles?*")
     page.wait_for_function("() => document.body.dataset.ready === 'ok'")
     assert page.text_content("[data-testid=fg-summary]") == "50 samples"
+
+
+def test_the_span_link_shows_only_for_services_that_sent_profiles(page, server: ServerProcess) -> None:
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/v1/profiles/services" in r.url else None)
+    page.goto(f"{server.url}/traces/{MIXED_TRACE.hex()}?span={UNPROFILED_SPAN.hex()}")
+    page.wait_for_function("() => document.body.dataset.ready === 'ok'")
+    details = page.text_content("#details")
+    assert UNPROFILED in details and "lookup" in details
+    assert page.locator("[data-testid=span-profile]").count() == 0 and "CPU profile" not in details
+
+    page.click(f"#waterfall [data-span-id='{MIXED_ROOT.hex()}']")
+    page.wait_for_function("() => document.querySelector('#details h3')?.textContent === 'handle'")
+    assert page.locator("[data-testid=span-profile]").count() == 1
+    page.click(f"#waterfall [data-span-id='{UNPROFILED_SPAN.hex()}']")
+    page.wait_for_function("() => document.querySelector('#details h3')?.textContent === 'lookup'")
+    assert page.locator("[data-testid=span-profile]").count() == 0
+    assert len(asked) == 1, asked  # one look-up for the trace view, not one per span
 
 
 def test_diff_view_coloured_with_its_legend(page, server: ServerProcess) -> None:

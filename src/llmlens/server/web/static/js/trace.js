@@ -16,6 +16,9 @@ const traceId = $('#trace-root').dataset.traceId;
 let spans = [];
 let byId = new Map();
 let scores = [];
+// Services with profile samples around this trace: one request per trace view, so that "Profile of
+// this span" shows only where there is a profile to open.
+let profiled = { services: new Set(), error: null };
 
 async function load() {
   setBusy(true);
@@ -29,6 +32,7 @@ async function load() {
     typicalButton($('[data-back]').parentElement, spans[0], traceId, $('#message'));
     renderBreakdown();
     renderWaterfall();
+    profiled = await profiledServices(spans);
     select(state.get('span') && byId.has(state.get('span')) ? state.get('span') : spans[0]?.span_id, false);
     await loadLogs();
     markReady();
@@ -38,6 +42,26 @@ async function load() {
   } finally {
     setBusy(false);
   }
+}
+
+async function profiledServices(traceSpans) {
+  if (!traceSpans.length) return { services: new Set(), error: null };
+  const starts = traceSpans.map((s) => Date.parse(s.start_time));
+  const ends = traceSpans.map((s) => Date.parse(s.start_time) + s.duration_ms);
+  // The padding profileHref gives a span's flame graph: samples are pushed in ~10 s batches.
+  const range = { start: new Date(Math.min(...starts) - 60e3).toISOString(), end: new Date(Math.max(...ends) + 60e3).toISOString() };
+  try {
+    const { services } = await getJSON('/api/v1/profiles/services', range);
+    return { services: new Set(services.filter((s) => s.value > 0).map((s) => s.service)), error: null };
+  } catch (error) {
+    return { services: new Set(), error };
+  }
+}
+
+function profileLink(span) {
+  if (profiled.error) return h('span', { class: 'muted', 'data-testid': 'span-profile-error' }, `unknown: ${profiled.error.message}`);
+  if (!profiled.services.has(span.service)) return undefined; // the row is left out
+  return h('a', { href: profileHref(span, traceId), 'data-testid': 'span-profile' }, 'Profile of this span');
 }
 
 function tile(id, label, value, raw, sub = '') {
@@ -139,7 +163,7 @@ function renderDetails(span) {
     dl([['Service', span.service], ['Kind', span.kind], ['Status', h('span', { class: `badge ${span.status === 'error' ? 'error' : 'ok'}` }, span.status)],
       ['Status message', span.status_message], ['Start', f.time(span.start_time)], ['Duration', f.ms(span.duration_ms)],
       ['Span id', h('span', { class: 'mono' }, span.span_id)], ['Parent', span.parent_span_id ? h('span', { class: 'mono' }, span.parent_span_id) : f.dash],
-      ['CPU profile', h('a', { href: profileHref(span, traceId), 'data-testid': 'span-profile' }, 'Profile of this span')]]),
+      ['CPU profile', profileLink(span)]]),
     llm ? [h('h3', {}, 'LLM call'),
       h('div', { 'data-testid': 'llm-details' }, dl([
         ['Operation', llm.operation], ['Provider', llm.provider_raw ? `${llm.provider || f.dash} (as sent: ${llm.provider_raw})` : llm.provider],
