@@ -95,6 +95,12 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds a service-graph client or server span waits for its other half", section="metrics"),
     Setting("edge_max_pending", int, 10000,
             "unpaired service-graph spans held at most; past it the oldest expire", section="metrics"),
+    Setting("context_wait_s", float, 10.0,
+            "seconds a model call without app or department waits for its trace's request span before "
+            "/metrics counts it", section="metrics"),
+    Setting("context_max_pending", int, 10000,
+            "model calls held at most waiting for app and department; past it the oldest are counted",
+            section="metrics"),
     Setting("exemplars", bool, True,
             "trace and span ids on histogram buckets of /metrics in OpenMetrics (Grafana links to the trace)",
             section="metrics"),
@@ -142,6 +148,8 @@ class MetricsSettings:
     max_series: int
     edge_wait_s: float
     edge_max_pending: int
+    context_wait_s: float
+    context_max_pending: int
     exemplars: bool
     otlp_staleness_s: float
 
@@ -350,6 +358,10 @@ def _validate(s: ServerSettings) -> None:
         raise SettingsError(f"metrics edge_wait_s must be between 0.1 and 600, got {m.edge_wait_s}")
     if not 100 <= m.edge_max_pending <= 10_000_000:
         raise SettingsError(f"metrics edge_max_pending must be between 100 and 10000000, got {m.edge_max_pending}")
+    if not 0.1 <= m.context_wait_s <= 600:
+        raise SettingsError(f"metrics context_wait_s must be between 0.1 and 600, got {m.context_wait_s}")
+    if not 100 <= m.context_max_pending <= 10_000_000:
+        raise SettingsError(f"metrics context_max_pending must be between 100 and 10000000, got {m.context_max_pending}")
     if not 10 <= m.otlp_staleness_s <= 86400:
         raise SettingsError(f"metrics otlp_staleness_s must be between 10 and 86400, got {m.otlp_staleness_s}")
     _validate_alerts(s.alerts)

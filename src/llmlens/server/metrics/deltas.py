@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 Labels = tuple[str, ...]
 Exemplar = tuple[str, str, float]  # trace id, span id, value
@@ -47,12 +48,23 @@ class HalfChunk:
 
 
 @dataclass
+class WaitingCalls:
+    """Model calls of a batch that lack app or department, not yet counted (derive.WAITING_COLUMNS and
+    their server address), and the app and department the batch's spans set for their traces
+    (TraceId, App, Department): both go to the server process's context wait (context_wait.py)."""
+
+    calls: pa.Table | None
+    traces: pa.Table | None
+
+
+@dataclass
 class BatchMetrics:
     counters: dict[str, dict[Labels, float]] = field(default_factory=dict)
     histograms: dict[str, dict[Labels, HistogramDelta]] = field(default_factory=dict)
     latest: dict[str, dict[Labels, tuple[int, float]]] = field(default_factory=dict)  # gauges: (time ns, value)
     clients: HalfChunk | None = None
     servers: HalfChunk | None = None
+    waiting: WaitingCalls | None = None
 
     def counter(self, family: str) -> dict[Labels, float]:
         return self.counters.setdefault(family, {})
@@ -61,4 +73,4 @@ class BatchMetrics:
         return self.histograms.setdefault(family, {})
 
     def __bool__(self) -> bool:
-        return bool(self.counters or self.histograms or self.latest or self.clients or self.servers)
+        return bool(self.counters or self.histograms or self.latest or self.clients or self.servers or self.waiting)

@@ -2,8 +2,11 @@
 batch is built (an ingest worker, see store/batch.py) and merged after its commit.
 
 Labels are the values known at ingest: the span's and its resource's attributes, and the LLM
-facts normalised from them. Facts that the store later inherits from a parent span do not reach
-counters already exposed.
+facts normalised from them (with app and department inherited from the spans of the same request).
+A model call still lacking app or department whose trace's root span is not in the batch (its
+request span may come in a later export) is not counted here: it travels to the server process and
+waits there for its trace's app and department (context_wait.py), as the store's view reads them from
+spans exported later (query/call_context.py).
 
 Service graph: database client spans and root server spans make their edges here at once; the
 other client and server spans travel as halves to the one pairing buffer in the server process
@@ -33,7 +36,8 @@ from llmlens.server.metrics.batch_groups import (
     sums,
     whole,
 )
-from llmlens.server.metrics.deltas import BatchMetrics, HalfChunk, HistogramDelta, Labels
+from llmlens.server.metrics.deltas import BatchMetrics, HalfChunk, HistogramDelta, Labels, WaitingCalls
+from llmlens.server.store import trace_index
 from llmlens.server.store.batch import Batch
 
 NAME = "metrics"  # batch.derived[NAME]
@@ -69,9 +73,24 @@ def derive(batch: Batch) -> None:
         if columns.is_client.any() or columns.is_server.any():
             found = lookup(spans["SpanAttributes"], _LOOKED_UP)
             _service_graph(spans, columns, found, out)
+    # The batch's trace_index rows (a derivation run before this one; built here if it was not).
+    index = batch.arrow.get(trace_index.TABLE)
+    index = trace_index.of_batch(batch.arrow) if index is None else index
+    held = None
     calls = batch.arrow.get("llm_calls")
     if calls is not None and calls.num_rows:
-        _llm_metrics(calls, spans, found, out)
+        addresses = _server_addresses(calls, spans, found)
+        waiting = _lacking_context(calls, index)
+        if waiting.any():
+            held = _held(calls, addresses, np.flatnonzero(waiting))
+            counted = np.flatnonzero(~waiting)
+            calls = calls.take(counted)
+            addresses = Encoded(addresses.codes[counted], addresses.values)
+        if calls.num_rows:
+            llm_metrics(calls, addresses, out)
+    context = _trace_context(index)  # calls of these traces may be waiting (from this batch or before)
+    if held is not None or context is not None:
+        out.waiting = WaitingCalls(held, context)
     scores = batch.arrow.get("llm_scores")
     if scores is not None and scores.num_rows:
         _scores(scores, out)
@@ -197,12 +216,63 @@ def add_edge(out: BatchMetrics, labels: Labels, requests: float, failed: float, 
 
 # --- LLM calls: GenAI and llm_* -----------------------------------------------------------------------
 
-def _llm_metrics(calls: pa.Table, spans: pa.Table | None, found: Found | None, out: BatchMetrics) -> None:
+# What a call waiting for its context keeps (context_wait.py counts it later with llm_metrics).
+WAITING_COLUMNS = ("TraceId", "SpanId", "ServiceName", "Duration", "Operation", "Provider", "RequestModel",
+                   "ResponseModel", "InputTokens", "OutputTokens", "CostUsd", "Priced", "TtftMs", "ErrorType",
+                   "App", "Department")
+ADDRESS = "ServerAddress"  # the waiting calls' server.address, read from their spans here
+_MODEL_OPERATIONS = pa.array(MODEL_OPERATIONS)
+
+
+def _lacking_context(calls: pa.Table, index: pa.Table | None) -> np.ndarray:
+    """Per call: a model call without app or department whose trace's root span is not in the batch.
+    (A span ends before its parent, and an SDK exports spans as they end: with the root here, the
+    call's ancestors are here too, and the normaliser gave the call theirs.)"""
+    model = pc.is_in(calls["Operation"], value_set=_MODEL_OPERATIONS)
+    lacking = pc.or_(pc.equal(calls["App"], ""), pc.equal(calls["Department"], ""))
+    candidates = pc.and_(model, lacking)
+    if index is not None and pc.any(candidates).as_py():
+        rooted = index["TraceId"].filter(_rooted(index))
+        candidates = pc.and_(candidates, pc.invert(pc.is_in(calls["TraceId"], value_set=rooted)))
+    return whole(candidates).to_numpy(zero_copy_only=False)
+
+
+def _rooted(index: pa.Table) -> pa.ChunkedArray:
+    return pc.not_equal(pc.cast(index["RootStart"], pa.int64()), trace_index.NO_ROOT_NS)
+
+
+def _held(calls: pa.Table, addresses: Encoded, rows: np.ndarray) -> pa.Table:
+    held = calls.select(list(WAITING_COLUMNS)).take(rows)
+    return held.append_column(ADDRESS, pa.array([addresses.values[c] for c in addresses.codes[rows].tolist()],
+                                                pa.string()))
+
+
+def _trace_context(index: pa.Table | None) -> pa.Table | None:
+    """(TraceId, App, Department, Rooted) of the batch's traces whose spans set app or department, or
+    whose root span is in the batch (no later export is expected to add to them), as trace_index has
+    them."""
+    if index is None or not index.num_rows:
+        return None
+    rooted = _rooted(index)
+    some = pc.or_(pc.or_(pc.not_equal(index["App"], ""), pc.not_equal(index["Department"], "")), rooted)
+    if not pc.any(some).as_py():
+        return None
+    return index.select(["TraceId", "App", "Department"]).append_column("Rooted", rooted).filter(some)
+
+
+def addresses_column(calls: pa.Table) -> Encoded:
+    """The server addresses of calls that waited (their ADDRESS column)."""
+    encoded = whole(calls[ADDRESS]).dictionary_encode()
+    return Encoded(encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp), encoded.dictionary.to_pylist())
+
+
+def llm_metrics(calls: pa.Table, addresses: Encoded, out: BatchMetrics) -> None:
+    """The llm_* and GenAI families' deltas of `calls`, `addresses` their spans' server.address."""
     groups = group_rows([calls["Operation"], calls["Provider"], calls["RequestModel"], calls["ResponseModel"],
                          calls["ErrorType"], calls["ServiceName"], calls["App"], calls["Department"]])
     if not any(key[0] in MODEL_OPERATIONS for key in groups.keys):
         return  # the SDK's families count model calls only (not tool or agent steps): so do these
-    groups = _with_server_address(groups, calls, spans, found)
+    groups = _with_server_address(groups, addresses)
     seconds = _seconds(calls["Duration"])
     ttft = whole(calls["TtftMs"]).to_numpy(zero_copy_only=False) / 1000.0  # NaN where not streamed
     inputs = whole(calls["InputTokens"]).to_numpy().astype(np.float64)
@@ -223,9 +293,8 @@ def _llm_metrics(calls: pa.Table, spans: pa.Table | None, found: Found | None, o
                  sums(groups, whole(calls["CostUsd"]).to_numpy()), sums(groups, unpriced.astype(np.float64)), out)
 
 
-def _with_server_address(groups: Groups, calls: pa.Table, spans: pa.Table | None, found: Found | None) -> Groups:
-    """The groups split by the server.address of each call's span (a GenAI label), put after the
-    error type in each key."""
+def _server_addresses(calls: pa.Table, spans: pa.Table | None, found: Found | None) -> Encoded:
+    """The server.address of each call's span (a GenAI label), '' where it has none."""
     addresses = Encoded(np.zeros(calls.num_rows, dtype=np.intp), [""])
     if spans is not None:
         found = found if found is not None else lookup(spans["SpanAttributes"], _LOOKED_UP)
@@ -235,6 +304,11 @@ def _with_server_address(groups: Groups, calls: pa.Table, spans: pa.Table | None
             known = np.flatnonzero(row >= 0)
             codes[known] = found.first_of(("server.address",), row[known].astype(np.intp))
             addresses = found.names_of(codes, "")
+    return addresses
+
+
+def _with_server_address(groups: Groups, addresses: Encoded) -> Groups:
+    """The groups split by the server.address of each call's span, put after the error type in each key."""
     if (addresses.codes == addresses.codes[0]).all():  # one address (or none) for every call: no split
         value = addresses.values[addresses.codes[0]]
         return Groups(groups.ids, [(*key[:5], value, *key[5:]) for key in groups.keys])

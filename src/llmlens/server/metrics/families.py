@@ -127,6 +127,11 @@ QUERY_SECONDS = Family("llmlens_query_duration_seconds", "histogram",
                        "Time to answer an API, UI or metrics request, by route.", ("route",), SERVER_TIMING_BUCKETS)
 EDGES_PENDING = Family("llmlens_service_graph_pending_spans", "gauge",
                        "Client and server spans waiting for their other half.")
+CONTEXT_PENDING = Family("llmlens_llm_calls_waiting_for_context", "gauge",
+                         "Model calls not yet counted: waiting for their trace's app and department.")
+LLM_CONTEXT_EXPIRED = Family("llmlens_llm_calls_context_expired_total", "counter",
+                             "Model calls counted after waiting for their trace's app and department "
+                             "without it all arriving (counted with what was known).")
 OVERFLOWED = Family("llmlens_metrics_overflow_total", "counter",
                     "Samples folded into a family's __overflow__ series because the family holds "
                     "max_series label sets.", ("family",))
@@ -136,6 +141,6 @@ REGISTERED: tuple[Family, ...] = (
     GENAI_DURATION, GENAI_TOKENS, GENAI_TTFT,
     LLM_REQUESTS, LLM_DURATION, LLM_TTFT, LLM_TOKENS, LLM_COST, LLM_UNPRICED, LLM_ERRORS, LLM_QUALITY,
     SPAN_CALLS, SPAN_LATENCY,
-    EDGE_REQUESTS, EDGE_FAILED, EDGE_SERVER_SECONDS, EDGE_CLIENT_SECONDS, EDGE_UNPAIRED,
+    EDGE_REQUESTS, EDGE_FAILED, EDGE_SERVER_SECONDS, EDGE_CLIENT_SECONDS, EDGE_UNPAIRED, LLM_CONTEXT_EXPIRED,
     *ACCEPTED.values(), *REJECTED.values(), REFUSED_REQUESTS, INGEST_SECONDS, COMMIT_SECONDS, QUERY_SECONDS,
 )

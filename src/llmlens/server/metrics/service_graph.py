@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
+from typing import Protocol
 
 import numpy as np
 
@@ -163,10 +164,15 @@ def _one(seconds: float) -> HistogramDelta:
     return HistogramDelta(counts, seconds)
 
 
-class ExpirySweep:
-    """Calls `graph.expire()` every `interval_s` on a thread of its own, between start and stop."""
+class Expiring(Protocol):
+    def expire(self) -> None: ...
 
-    def __init__(self, graph: ServiceGraph, interval_s: float = 2.0) -> None:
+
+class ExpirySweep:
+    """Calls `graph.expire()` every `interval_s` on a thread of its own, between start and stop (the
+    service graph's, and the one of calls waiting for their context: context_wait.py)."""
+
+    def __init__(self, graph: Expiring, interval_s: float = 2.0) -> None:
         self._graph = graph
         self._interval = interval_s
         self._stopping = threading.Event()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 TABLE = "trace_index"
 _NS = pa.timestamp("ns")
-_NO_ROOT_NS = 7_258_118_400 * 1_000_000_000  # 2200-01-01: "no root span in this batch"
+NO_ROOT_NS = 7_258_118_400 * 1_000_000_000  # 2200-01-01: "no root span in this batch"
 SCHEMA = pa.schema([
     ("TraceId", pa.string()), ("Day", pa.date32()), ("Start", _NS), ("End", _NS), ("SpanCount", pa.uint64()),
     ("ErrorCount", pa.uint64()), ("RootService", pa.string()), ("RootName", pa.string()), ("RootStart", _NS),
@@ -91,7 +91,7 @@ def _span_facts(spans: pa.Table) -> pa.Table:
         "error": pc.cast(pc.equal(spans["StatusCode"], "Error"), pa.uint64()),
         "root_service": pc.if_else(is_root, spans["ServiceName"], ""),
         "root_name": pc.if_else(is_root, spans["SpanName"], ""),
-        "root_start": pc.if_else(is_root, start, _NO_ROOT_NS),
+        "root_start": pc.if_else(is_root, start, NO_ROOT_NS),
         "model_call": zeros, "input": zeros, "output": zeros,
         "cost": pa.repeat(pa.scalar(0.0, pa.float64()), rows),
         **_context(spans),
@@ -156,7 +156,7 @@ def _call_facts(calls: pa.Table) -> pa.Table:
         "error": zeros,
         "root_service": empty,
         "root_name": empty,
-        "root_start": pa.repeat(pa.scalar(_NO_ROOT_NS, pa.int64()), rows),
+        "root_start": pa.repeat(pa.scalar(NO_ROOT_NS, pa.int64()), rows),
         "model_call": pc.cast(pc.is_in(calls["Operation"], pa.array(MODEL_OPERATIONS)), pa.uint64()),
         "input": calls["InputTokens"],
         "output": calls["OutputTokens"],
