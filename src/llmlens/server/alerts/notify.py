@@ -29,12 +29,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from llmlens.server.alerts.state import iso
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("llmlens.alerts")
 
@@ -133,9 +134,20 @@ class Notifier:
         self.secret = webhook_secret
         self.attempts = attempts
         self.backoff_s = backoff_s
-        self._client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+        self._timeout_s = timeout_s
+        self._http: httpx.AsyncClient | None = None  # made on the first send: most servers never send
         self._tasks: set[asyncio.Task[None]] = set()
         self._am_failing: set[str] = set()
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        # httpx (with httpcore, and the CLI libraries httpx imports when installed) is imported here,
+        # not at start-up: a third of a second of the server's start (benchmarks/server_footprint.py).
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout_s, follow_redirects=False)
+        return self._http
 
     @property
     def names(self) -> list[str]:
@@ -165,6 +177,8 @@ class Notifier:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, receiver: Receiver, message: Message, delivery: str) -> bool:
+        import httpx
+
         now = datetime.now(UTC)
         body_json = slack_body(message) if receiver.kind == "slack" else webhook_body(message, receiver.name, now)
         body = json.dumps(body_json, separators=(",", ":")).encode()
@@ -193,6 +207,8 @@ class Notifier:
         """POST alerts to every Alertmanager; True if all took them. Failures are logged once per outage."""
         if not alerts or not self.alertmanager_urls:
             return True
+        import httpx
+
         ok = True
         for url in self.alertmanager_urls:
             try:
@@ -216,4 +232,5 @@ class Notifier:
             await asyncio.wait(set(self._tasks), timeout=wait_s)
         for task in set(self._tasks):
             task.cancel()
-        await self._client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
