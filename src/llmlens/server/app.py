@@ -36,7 +36,7 @@ from llmlens.server.receive.http import otlp_routes
 from llmlens.server.receive.pipeline import Ingestor
 from llmlens.server.receive.profiles import profile_routes
 from llmlens.server.receive.workers import start_workers
-from llmlens.server.services import on_stop, running
+from llmlens.server.services import on_stop, periodic, running
 from llmlens.server.settings import ServerSettings
 from llmlens.server.sql.clickhouse_http import sql_http_service
 from llmlens.server.sql.engine import SqlEngine
@@ -56,8 +56,9 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     def workers() -> ProcessPoolExecutor:
         return start_workers(settings.ingest_workers, settings.prices_file, settings.mask_pii, derivations, window)
 
-    ingestor = Ingestor(store, build_cost_model(settings.prices_file, settings.mask_pii, window),
-                        workers if settings.ingest_workers else None, derivations,
+    # The price list takes 0.2 s to load: with workers, they each load their own and the server needs none.
+    cost = None if settings.ingest_workers else build_cost_model(settings.prices_file, settings.mask_pii, window)
+    ingestor = Ingestor(store, cost, workers if settings.ingest_workers else None, derivations,
                         max_inflight_bytes=settings.max_inflight_bytes)
     metrics = ServerMetrics(settings.metrics, store, settings.data_dir)
     store.on_commit(metrics.on_commit)  # counters move for committed rows only: each counted once
@@ -70,6 +71,10 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
         on_stop("ingest workers", ingestor.close),
         metrics.service(),
     ]
+    if settings.ingest_workers and settings.ingest_workers_idle_s:
+        idle_s = settings.ingest_workers_idle_s
+        services.append(periodic("idle ingest workers", min(idle_s / 4, 5.0),
+                                 lambda: ingestor.retire_idle_workers(idle_s)))
     if settings.grpc_port:
         services.append(grpc_service(ingestor, settings))
     alerts = alerting(settings, store)  # raises RulesError on a bad rules file

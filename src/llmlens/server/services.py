@@ -4,6 +4,7 @@ that feeds it (the gRPC receiver before the ingest workers, the workers before t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -31,6 +32,31 @@ def on_stop(name: str, stop: Callable[[], None]) -> Service:
         stop()
 
     return Service(name, _nothing, _stop)
+
+
+def periodic(name: str, interval_s: float, tick: Callable[[], object]) -> Service:
+    """A task that calls `tick()` (quick, synchronous) in the event loop every `interval_s` seconds."""
+    task: asyncio.Task[None] | None = None
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                tick()
+            except Exception:
+                log.exception("%s failed", name)
+
+    async def start() -> None:
+        nonlocal task
+        task = asyncio.create_task(loop(), name=name)
+
+    async def stop() -> None:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return Service(name, start, stop)
 
 
 @contextlib.asynccontextmanager

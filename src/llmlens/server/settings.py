@@ -84,6 +84,9 @@ SETTINGS: tuple[Setting, ...] = (
             "bytes of OTLP exports being received, decoded or committed at once before new ones get 429"),
     Setting("ingest_workers", int, min(4, os.cpu_count() or 1),
             "processes that decode and normalise OTLP (0 = in the server process)"),
+    Setting("ingest_workers_idle_s", float, 60.0,
+            "seconds without exports after which the ingest workers exit, to give back their memory; the "
+            "next export starts them again (0 = keep them)"),
     Setting("mask_pii", bool, False, "mask PII in every string before storing (servers' addresses are kept)"),
     Setting("prices_file", str, None, "a price override file (JSON or TOML) that adds or replaces model prices"),
     Setting("query_timeout_s", float, 30.0, "time limit of one API query, in seconds"),
@@ -207,6 +210,7 @@ class ServerSettings:
     max_pending_rows: int
     max_inflight_bytes: int
     ingest_workers: int
+    ingest_workers_idle_s: float
     mask_pii: bool
     prices_file: str | None
     query_timeout_s: float
@@ -336,6 +340,9 @@ def _validate(s: ServerSettings) -> None:
         raise SettingsError(f"max_body_bytes must be between 1 KiB and 1 GiB, got {s.max_body_bytes}")
     if not 0 <= s.ingest_workers <= 64:
         raise SettingsError(f"ingest_workers must be between 0 and 64, got {s.ingest_workers}")
+    if s.ingest_workers_idle_s != 0 and not 1 <= s.ingest_workers_idle_s <= 86400:
+        raise SettingsError(f"ingest_workers_idle_s must be 0 (keep them) or between 1 and 86400, "
+                            f"got {s.ingest_workers_idle_s}")
     if s.max_pending_rows < 1000:
         raise SettingsError(f"max_pending_rows must be at least 1000, got {s.max_pending_rows}")
     if s.max_inflight_bytes < 1024**2:

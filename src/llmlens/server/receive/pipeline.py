@@ -49,7 +49,7 @@ class Ingestor:
     arriving instead of holding the shutdown for them.
     """
 
-    def __init__(self, store: Store, cost: CostModel,
+    def __init__(self, store: Store, cost: CostModel | None,
                  start_workers: Callable[[], ProcessPoolExecutor] | None = None,
                  derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS,
                  max_inflight_bytes: int | None = None) -> None:
@@ -61,6 +61,8 @@ class Ingestor:
         self.inflight = InflightBytes(max_inflight_bytes or sys.maxsize)
         self.shutting_down = asyncio.Event()
         self.outcomes = ExportOutcomes()
+        self._in_workers: set[Future] = set()  # builds submitted to the workers and not done yet
+        self._workers_idle_since: float | None = None  # None: the pool has started no process yet
 
     def begin_shutdown(self) -> None:
         """Set `shutting_down`; safe to call from a signal handler in the event loop's thread."""
@@ -71,6 +73,7 @@ class Ingestor:
 
     async def build(self, signal: str, body: bytes, kind: BodyKind) -> Batch:
         if self.workers is None:
+            assert self.cost is not None, "an Ingestor without workers needs a cost model"
             return await asyncio.to_thread(build_batch, signal, body, kind, self.cost, self.derivations)
         try:
             return await self._build_in_workers(signal, body, kind)
@@ -98,6 +101,8 @@ class Ingestor:
                 raise
             self._replace_broken(workers)
             raise BrokenProcessPool("the worker pool broke while this export was handed to it") from exc
+        self._in_workers.add(future)
+        future.add_done_callback(self._built_in_workers)  # called on the pool's thread
         try:
             built = await _result(workers, future)
         except BrokenProcessPool:
@@ -111,6 +116,24 @@ class Ingestor:
                 raise BrokenProcessPool("the worker pool was replaced while this export waited") from exc
             raise
         return built.batch()
+
+    def _built_in_workers(self, future: Future) -> None:
+        self._workers_idle_since = time.monotonic()
+        self._in_workers.discard(future)
+
+    def retire_idle_workers(self, idle_s: float) -> bool:
+        """Let the worker processes exit once no export has used them for `idle_s` seconds (about 85 MB
+        each); the pool put in their place starts processes again with the next export. True if it did."""
+        workers, idle_since = self.workers, self._workers_idle_since
+        if workers is None or self._start_workers is None or self._in_workers or idle_since is None \
+                or time.monotonic() - idle_since < idle_s:
+            return False
+        self.workers = self._start_workers()
+        self._workers_idle_since = None
+        # An export handed to the old pool meanwhile is retried on the new one, as after a worker's death.
+        workers.shutdown(wait=False, cancel_futures=False)
+        log.info("ingest workers idle for %.0f s: stopped them; the next export starts new ones", idle_s)
+        return True
 
     def _replace_broken(self, workers: ProcessPoolExecutor) -> None:
         """Start a new pool in place of a broken one (once, however many requests it failed)."""
