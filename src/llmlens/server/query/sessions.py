@@ -17,6 +17,9 @@ from llmlens.server.query.window import Window
 PREVIEW_CHARS = 400
 _TIME = "'%Y-%m-%dT%H:%i:%S.%fZ'"
 _CALL_END = "Timestamp + toIntervalNanosecond(Duration)"
+# A trace's rows sit under the day of each batch's first span: a call's may be a day later.
+_DAYS = "Day >= toDate({start:DateTime64(9)}) - 1 AND Day <= toDate({end:DateTime64(9)})"
+MAX_TURNS = 2000
 
 LIST_SQL = f"""
 SELECT SessionId AS session_id, uniqExact(TraceId) AS turns, count() AS llm_calls,
@@ -36,37 +39,50 @@ ORDER BY max(Timestamp) DESC, session_id LIMIT {{limit:UInt32}}"""
 _AFTER_CURSOR = ("HAVING max(Timestamp) < {c_time:DateTime64(9)} "
                  "OR (max(Timestamp) = {c_time:DateTime64(9)} AND SessionId > {c_session:String})")
 
+# The session's model calls (plain llm_calls under the filter, whose session condition reads
+# trace_index only for the value asked: query/call_context.equals), completed with their traces'
+# session and user from trace_index for those calls' traces only, then kept where the completed
+# session is the one asked: the calls CALLS would give under the same filter, without completing
+# every call of the window first. One row per turn, with the times of its first and last call.
 TURNS_SQL = f"""
 SELECT TraceId AS trace_id, formatDateTime(min(Timestamp), {_TIME}) AS first_call,
        count() AS llm_calls, sum(InputTokens) AS input_tokens, sum(OutputTokens) AS output_tokens,
        sum(CostUsd) AS cost_usd, countIf(NOT Priced) AS unpriced_requests, countIf(IsError) AS llm_errors,
        groupUniqArrayIf(5)(UserId, UserId != '') AS users,
-       argMin(SpanId, Timestamp) AS first_span, argMax(SpanId, Timestamp) AS last_span
-FROM {CALLS} WHERE {{where}}
-GROUP BY TraceId ORDER BY min(Timestamp), trace_id LIMIT 2000"""
+       argMin(SpanId, Timestamp) AS first_span, argMax(SpanId, Timestamp) AS last_span,
+       toString(min(Timestamp)) AS first_at, toString(max(Timestamp)) AS last_at
+FROM (
+    SELECT c.* REPLACE (if(c.SessionId != '', c.SessionId, t.TraceSessionId) AS SessionId,
+                        if(c.UserId != '', c.UserId, t.TraceUserId) AS UserId)
+    FROM (SELECT TraceId, SpanId, Timestamp, InputTokens, OutputTokens, CostUsd, Priced, IsError, UserId, SessionId
+          FROM llm_calls WHERE {{where}}) AS c
+    LEFT JOIN (
+        SELECT TraceId, max(SessionId) AS TraceSessionId, max(UserId) AS TraceUserId FROM trace_index
+        WHERE {_DAYS}
+          AND TraceId IN (SELECT TraceId FROM llm_calls WHERE {{where}} AND (SessionId = '' OR UserId = ''))
+        GROUP BY TraceId
+    ) AS t ON t.TraceId = c.TraceId
+) WHERE SessionId = {{f_session:String}}
+GROUP BY TraceId ORDER BY min(Timestamp), trace_id LIMIT {MAX_TURNS}"""
 
 # The prompt of each turn's first call and the response of its last, from their spans (the text is
-# stored once, in otel_traces). The calls' (service, span name, second) are otel_traces' sorting key:
-# matching them lets the primary index skip every granule without one of the session's calls.
+# stored once, in otel_traces), read by exact keys: the calls' seconds are in otel_traces' sorting
+# key (service, span name, second), their times bound the partitions.
 TEXT_SQL = """
-WITH turns AS (SELECT TraceId, argMin(SpanId, Timestamp) AS first_span, argMax(SpanId, Timestamp) AS last_span
-               FROM llm_calls WHERE {where} GROUP BY TraceId)
-SELECT SpanId AS span_id, SpanAttributes AS attributes FROM otel_traces
-WHERE Timestamp >= {start:DateTime64(9)} AND Timestamp < {end:DateTime64(9)}
-  AND (ServiceName, SpanName, toDateTime(Timestamp)) IN
-      (SELECT ServiceName, SpanName, toDateTime(Timestamp) FROM llm_calls WHERE {where})
-  AND (TraceId, SpanId) IN (SELECT TraceId, first_span FROM turns UNION ALL SELECT TraceId, last_span FROM turns)
-LIMIT 1 BY SpanId"""
+SELECT TraceId AS trace_id, SpanId AS span_id, SpanAttributes AS attributes FROM otel_traces
+WHERE Timestamp >= {first:DateTime64(9)} AND Timestamp <= {last:DateTime64(9)}
+  AND toDateTime(Timestamp) IN {seconds:Array(DateTime)}
+  AND SpanId IN {spans:Array(String)} AND TraceId IN {traces:Array(String)}
+LIMIT 1 BY TraceId, SpanId"""
 
-# Whole-trace facts (root span, duration, span errors) come from trace_index.
+# Whole-trace facts (root span, duration, span errors) of the listed turns, from trace_index.
 TRACES_SQL = f"""
 SELECT TraceId AS trace_id, max(RootName) AS root_name, max(RootService) AS root_service,
        formatDateTime(min(Start), {_TIME}) AS start_time,
        dateDiff('microsecond', min(Start), max(End)) / 1000 AS duration_ms,
        sum(SpanCount) AS span_count, sum(ErrorCount) AS error_spans
 FROM trace_index
-WHERE Day >= toDate({{start:DateTime64(9)}}) - 1 AND Day <= toDate({{end:DateTime64(9)}})
-  AND TraceId IN (SELECT TraceId FROM llm_calls WHERE {{where}})
+WHERE {_DAYS} AND TraceId IN {{traces:Array(String)}}
 GROUP BY TraceId"""
 
 
@@ -93,13 +109,18 @@ async def list_sessions(store: Store, flt: LlmFilter, limit: int, cursor: str | 
 async def get_session(store: Store, window: Window, session_id: str) -> dict[str, Any] | None:
     flt = LlmFilter.of(window, session=session_id)
     where, params = flt.where(), flt.params()
-    turns, traces, texts = await asyncio.gather(store.fetch(TURNS_SQL.replace("{where}", where), params),
-                                                store.fetch(TRACES_SQL.replace("{where}", where), params),
-                                                store.fetch(TEXT_SQL.replace("{where}", where), params))
+    turns = await store.fetch(TURNS_SQL.replace("{where}", where), params)
     if not turns:
         return None
+    # Then only the listed turns' traces and spans, by their ids and times.
+    traces_of = {"traces": [t["trace_id"] for t in turns]}
+    texts_of = {**traces_of, "spans": [s for t in turns for s in (t["first_span"], t["last_span"])],
+                "first": min(t["first_at"] for t in turns), "last": max(t["last_at"] for t in turns),
+                "seconds": sorted({at[:19] for t in turns for at in (t["first_at"], t["last_at"])})}
+    traces, texts = await asyncio.gather(store.fetch(TRACES_SQL, {**params, **traces_of}),
+                                         store.fetch(TEXT_SQL, texts_of))
     by_id = {t["trace_id"]: t for t in traces}
-    attributes = {t["span_id"]: t["attributes"] for t in texts}
+    attributes = {(t["trace_id"], t["span_id"]): t["attributes"] for t in texts}
     items = [_turn(i, turn, by_id.get(turn["trace_id"], {}), attributes) for i, turn in enumerate(turns, 1)]
     return {
         "session_id": session_id,
@@ -117,7 +138,7 @@ async def get_session(store: Store, window: Window, session_id: str) -> dict[str
 
 
 def _turn(number: int, turn: dict[str, Any], trace: dict[str, Any],
-          attributes: dict[str, dict[str, str]]) -> dict[str, Any]:
+          attributes: dict[tuple[str, str], dict[str, str]]) -> dict[str, Any]:
     return {
         "turn": number,
         "trace_id": turn["trace_id"],
@@ -132,6 +153,6 @@ def _turn(number: int, turn: dict[str, Any], trace: dict[str, Any],
         "cost_usd": float(turn["cost_usd"]),
         "unpriced_requests": int(turn["unpriced_requests"]),
         "error": int(turn["llm_errors"]) > 0 or int(trace.get("error_spans") or 0) > 0,
-        "input_preview": semconv.content(attributes.get(turn["first_span"], {}))[0][:PREVIEW_CHARS],
-        "output_preview": semconv.content(attributes.get(turn["last_span"], {}))[1][:PREVIEW_CHARS],
+        "input_preview": semconv.content(attributes.get((turn["trace_id"], turn["first_span"]), {}))[0][:PREVIEW_CHARS],
+        "output_preview": semconv.content(attributes.get((turn["trace_id"], turn["last_span"]), {}))[1][:PREVIEW_CHARS],
     }
