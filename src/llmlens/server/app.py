@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 
+import pyarrow as pa
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
@@ -73,8 +74,14 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
     ]
     if settings.ingest_workers and settings.ingest_workers_idle_s:
         idle_s = settings.ingest_workers_idle_s
-        services.append(periodic("idle ingest workers", min(idle_s / 4, 5.0),
-                                 lambda: ingestor.retire_idle_workers(idle_s)))
+
+        def when_idle() -> None:
+            # Ingest quiet for idle_s: the workers exit, and Arrow's allocator hands back the pages it
+            # kept from the last batches (~25 MB after a burst; benchmarks/server_footprint.py).
+            if ingestor.retire_idle_workers(idle_s):
+                pa.default_memory_pool().release_unused()
+
+        services.append(periodic("idle ingest workers", min(idle_s / 4, 5.0), when_idle))
     if settings.grpc_port:
         services.append(grpc_service(ingestor, settings))
     alerts = alerting(settings, store)  # raises RulesError on a bad rules file
