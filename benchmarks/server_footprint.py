@@ -12,12 +12,13 @@ files with the server, no heap) and multiprocessing's resource tracker, each as
 
 (from /proc/<pid>/smaps_rollup), and the tree's totals, at three moments: idle after start
 on an empty folder, idle after a burst of ingest (senders posting 512-span LLM traces) and
-queries (trace list, one trace, stats, search, UI pages, /metrics), and idle after start on
+queries (trace list, one trace, stats, search, UI pages, /metrics), again once the server's
+idle ingest workers have exited (--workers-idle-s, given to the server), and idle after start on
 the existing store. Also the time of the first export after ready (the ingest workers may
 start on demand) and the server's peak RSS (VmHWM) over the burst.
 
     python benchmarks/server_footprint.py [--runs 5] [--burst-seconds 10] [--senders 4]
-        [--server-src DIR]
+        [--workers-idle-s 10] [--server-src DIR]
 
 `--server-src` runs the server from another checkout's src/ folder (PYTHONPATH), to compare
 two versions interleaved on the same machine: the figures move with the machine's load, so
@@ -58,10 +59,11 @@ def free_port() -> int:
 class Server:
     """`python -m llmlens.cli serve` on free loopback ports, timed from the moment it is started."""
 
-    def __init__(self, data_dir: Path, server_src: Path | None, log: Path) -> None:
+    def __init__(self, data_dir: Path, server_src: Path | None, log: Path, workers_idle_s: float) -> None:
         self.http_port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Through the environment, which a version without the setting ignores.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LLMLENS_INGEST_WORKERS_IDLE_S": f"{workers_idle_s:g}"}
         if server_src:
             env["PYTHONPATH"] = str(server_src)
         self._log = open(log, "ab")  # noqa: SIM115 -- kept open for the process's life
@@ -289,6 +291,8 @@ def main() -> None:
     parser.add_argument("--burst-seconds", type=float, default=10.0)
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--settle-seconds", type=float, default=3.0, help="idle time before memory is read")
+    parser.add_argument("--workers-idle-s", type=float, default=10.0,
+                        help="the server's --ingest-workers-idle-s (default there: 60)")
     parser.add_argument("--server-src", type=Path, help="run the server from this src/ folder (PYTHONPATH)")
     args = parser.parse_args()
     src = args.server_src.resolve() if args.server_src else None
@@ -300,7 +304,7 @@ def main() -> None:
     try:
         empty_starts = []
         for n in range(args.runs):
-            server = Server(tmp / f"empty-{n}", src, log)
+            server = Server(tmp / f"empty-{n}", src, log, args.workers_idle_s)
             try:
                 empty_starts.append(server.wait_ready())
                 if n == 0:
@@ -314,11 +318,15 @@ def main() -> None:
                     time.sleep(args.settle_seconds)
                     print_memory(f"idle after the burst (load {load()}); peak RSS is over the server's life",
                                  tree_memory(server.proc.pid))
+                    time.sleep(args.workers_idle_s + 6)  # the server looks for idle workers every few seconds
+                    print_memory(f"{args.workers_idle_s + 6 + args.settle_seconds:g} s after the burst, past "
+                                 f"--ingest-workers-idle-s {args.workers_idle_s:g} (load {load()})",
+                                 tree_memory(server.proc.pid))
             finally:
                 server.stop()
         existing_starts = []
         for _ in range(args.runs):
-            server = Server(tmp / "empty-0", src, log)
+            server = Server(tmp / "empty-0", src, log, args.workers_idle_s)
             try:
                 existing_starts.append(server.wait_ready())
                 if len(existing_starts) == 1:
