@@ -6,9 +6,11 @@ requests (a BatchSpanProcessor exports a child LLM span before its request span)
 here: trace_index holds each trace's facts as its spans set them (store/trace_index.py), and a call
 whose own value is empty reads its trace's.
 
-The cost is bounded: one semi-join of trace_index, restricted to the window's days and to the traces
-of the window's calls that lack a fact. Queries that neither select, group nor filter by these facts
-read llm_calls as it is.
+The cost is bounded: one join with the trace_index rows of the window's days that overlap the window
+and set a fact. Overlap is exact for what a call inherits: the rows holding its ancestors (its root
+among them) began before the call and ended after it. (Restricting them instead to the traces of the
+window's calls that lack a fact, with an IN subquery, cost twice as much: benchmarks/call_context.py.)
+Queries that neither select, group nor filter by these facts read llm_calls as it is.
 """
 
 from __future__ import annotations
@@ -36,9 +38,8 @@ def calls(start: str = "start", end: str = "end") -> str:
         SELECT TraceId, max(SessionId) AS TraceSessionId, max(UserId) AS TraceUserId, max(App) AS TraceApp,
                max(Department) AS TraceDepartment
         FROM trace_index
-        WHERE {_days(start, end)}
-          AND TraceId IN (SELECT TraceId FROM llm_calls WHERE {window}
-                          AND (SessionId = '' OR UserId = '' OR App = '' OR Department = ''))
+        WHERE {_days(start, end)} AND Start <= {{{end}:DateTime64(9)}} AND End >= {{{start}:DateTime64(9)}}
+          AND (SessionId != '' OR UserId != '' OR App != '' OR Department != '')
         GROUP BY TraceId
     ) AS t ON t.TraceId = c.TraceId
 )"""
