@@ -37,6 +37,22 @@ FILTERS = {"service": "ServiceName", "app": "App", "department": "Department", "
 # call_context.equals (only the trace_index rows holding the value are read).
 INHERITED = {"app": "App", "department": "Department", "user": "UserId", "session": "SessionId"}
 MAX_BUCKETS = 2000
+# Written as llm_calls' stats_by_minute projection writes them (schema 11): ClickHouse reads an
+# aggregate projection only for the same expressions.
+AGGREGATES = """
+    count() AS requests,
+    countIf(IsError) AS errors,
+    quantiles(0.5, 0.95, 0.99)(Duration / 1e6) AS latency,
+    quantilesIf(0.5, 0.95)(assumeNotNull(TtftMs), TtftMs IS NOT NULL) AS ttft,
+    countIf(TtftMs IS NOT NULL) AS ttft_count,
+    sum(InputTokens) AS input_tokens,
+    sum(OutputTokens) AS output_tokens,
+    sum(CostUsd) AS cost_usd,
+    countIf(NOT Priced) AS unpriced_requests,
+    sumIf(OutputTokens, Streaming AND TtftMs IS NOT NULL) AS stream_tokens,
+    sumIf(Duration / 1e9 - assumeNotNull(TtftMs) / 1e3, Streaming AND TtftMs IS NOT NULL) AS stream_seconds"""
+# The groupings and filters whose columns are keys of that projection (inherited facts need trace_index).
+BY_MINUTE_KEYS = {"model", "provider", "service", "operation"}
 
 
 async def llm_stats(store: Store, window: Window, group_by: list[str], step_seconds: int | None,
@@ -67,29 +83,39 @@ async def llm_stats(store: Store, window: Window, group_by: list[str], step_seco
     select_keys = ", ".join(keys) + ", " if keys else ""
     group = "GROUP BY " + ", ".join(k.rsplit(" AS ", 1)[1] for k in keys) if keys else ""
     order = "ORDER BY " + ("bucket, " if step_seconds else "") + "requests DESC" if keys else ""
-    sql = f"""
-        SELECT {select_keys}
-            count() AS requests,
-            countIf(IsError) AS errors,
-            quantiles(0.5, 0.95, 0.99)(Duration / 1e6) AS latency,
-            quantilesIf(0.5, 0.95)(assumeNotNull(TtftMs), TtftMs IS NOT NULL) AS ttft,
-            countIf(TtftMs IS NOT NULL) AS ttft_count,
-            sum(InputTokens) AS input_tokens,
-            sum(OutputTokens) AS output_tokens,
-            sum(CostUsd) AS cost_usd,
-            countIf(NOT Priced) AS unpriced_requests,
-            sumIf(OutputTokens, Streaming AND TtftMs IS NOT NULL) AS stream_tokens,
-            sumIf(Duration / 1e9 - assumeNotNull(TtftMs) / 1e3, Streaming AND TtftMs IS NOT NULL) AS stream_seconds
-        FROM {call_context.CALLS if INHERITED.keys() & set(group_by) else "llm_calls"}
-        WHERE {" AND ".join(where)}
-        {group}
-        {order}
-        LIMIT 10000
-    """
+    if step_seconds and step_seconds % 60 == 0 and set(group_by) | set(filters) <= BY_MINUTE_KEYS:
+        sql = _with_whole_buckets_by_minute(window, step_seconds, select_keys, where, group, params)
+    else:
+        source = call_context.CALLS if INHERITED.keys() & set(group_by) else "llm_calls"
+        sql = f"SELECT {select_keys} {AGGREGATES} FROM {source} WHERE {' AND '.join(where)} {group}"
+    sql = f"SELECT * FROM ({sql}) {order} LIMIT 10000"
     rows = await store.fetch(sql, params)
     groups = [_group(row, group_by, step_seconds is not None) for row in rows if int(row["requests"]) > 0]
     return {"start": rfc3339(params["start"]), "end": rfc3339(params["end"]), "step_seconds": step_seconds,
             "group_by": group_by, "groups": groups}
+
+
+def _with_whole_buckets_by_minute(window: Window, step: int, select_keys: str, where: list[str], group: str,
+                                  params: dict[str, Any]) -> str:
+    """The stats SQL in two parts whose groups never overlap (the bucket is a key): the buckets
+    wholly inside the window from the per-minute projection (a minute-aligned bound is the same
+    condition on a call's minute as on its time), the one or two buckets at the window's ends
+    from the calls."""
+    start_s, end_s = math.floor(window.start.timestamp()), math.floor(window.end.timestamp())
+    whole_from, whole_to = (start_s // step + 1) * step, end_s // step * step
+    if whole_to <= whole_from:
+        return f"SELECT {select_keys} {AGGREGATES} FROM llm_calls WHERE {' AND '.join(where)} {group}"
+    params["whole_from"], params["whole_to"] = whole_from, whole_to
+    others = where[2:]  # where[:2] bound Timestamp by the window
+    minutes = ["toStartOfMinute(Timestamp) >= toDateTime({whole_from:UInt32})",
+               "toStartOfMinute(Timestamp) < toDateTime({whole_to:UInt32})", *others]
+    ends = [*where[:2], "(Timestamp < toDateTime({whole_from:UInt32}) OR Timestamp >= toDateTime({whole_to:UInt32}))",
+            *others]
+    # The bucket of a minute-aligned step is the same from the call's minute as from its time.
+    by_minute = select_keys.replace("toStartOfInterval(Timestamp,", "toDateTime64(toStartOfInterval(toStartOfMinute(Timestamp),")
+    by_minute = by_minute.replace(" AS bucket", ", 9) AS bucket")
+    return (f"SELECT {by_minute} {AGGREGATES} FROM llm_calls WHERE {' AND '.join(minutes)} {group} UNION ALL "
+            f"SELECT {select_keys} {AGGREGATES} FROM llm_calls WHERE {' AND '.join(ends)} {group}")
 
 
 def _group(row: dict[str, Any], group_by: list[str], bucketed: bool) -> dict[str, Any]:
