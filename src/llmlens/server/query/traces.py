@@ -198,14 +198,12 @@ def _from_rfc3339(text: str) -> str:
     return text.replace("T", " ").removesuffix("Z")
 
 
-# A trace's time span from trace_index (sorted by Day, TraceId: one granule per day's part),
-# so its spans and calls are read from that day's partition and those times' granules only,
-# instead of every part's TraceId bloom filter: the cost stays flat as the store grows.
-_TIMES_SQL = """
-    SELECT min(Start) AS first, max(End) AS last, count() AS n
-    FROM trace_index WHERE TraceId = {trace_id:String}
-"""
-_IN_TIMES = "AND Timestamp BETWEEN {first:DateTime64(9)} AND {last:DateTime64(9)}"
+# A trace's time span from trace_index (sorted by Day, TraceId: one granule per day's part), as
+# scalar subqueries that ClickHouse runs before it prunes: its spans and calls are read from that
+# day's partition and those times' granules only, instead of every part's TraceId bloom filter,
+# so the cost stays flat as the store grows, and without a round trip of its own.
+_IN_TIMES = """AND Timestamp BETWEEN (SELECT min(Start) FROM trace_index WHERE TraceId = {trace_id:String})
+                           AND (SELECT max(End) FROM trace_index WHERE TraceId = {trace_id:String})"""
 _SPAN_SQL = """
     SELECT SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, Timestamp,
            toUnixTimestamp64Nano(Timestamp) AS start_ns, Duration, StatusCode, StatusMessage,
@@ -229,18 +227,13 @@ _LLM_SQL = """
 
 
 async def _fetch_trace(store: Store, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The trace's span rows and LLM call rows: within its indexed times when trace_index has it;
-    over the whole store when not (an unknown id, or a commit whose trace_index rows, written
-    last, are not in yet), so nothing stored is missed."""
+    """The trace's span rows and LLM call rows: within its indexed times; over the whole store when
+    none are there (an id trace_index lacks, whose times read as 1970, or a commit whose trace_index
+    rows, written last, are not in yet), so nothing stored is missed."""
     params: dict[str, Any] = {"trace_id": trace_id}
-    times = await store.fetch(_TIMES_SQL, params)
-    in_times = ""
-    if times and int(times[0]["n"]):
-        params["first"], params["last"] = times[0]["first"], times[0]["last"]
-        in_times = _IN_TIMES
-    rows, calls = await _read_trace(store, params, in_times)
-    if in_times and not rows:
-        rows, calls = await _read_trace(store, {"trace_id": trace_id}, "")
+    rows, calls = await _read_trace(store, params, _IN_TIMES)
+    if not rows:
+        rows, calls = await _read_trace(store, params, "")
     return rows, calls
 
 
