@@ -73,7 +73,7 @@ class BatchWriter:
         *,
         max_rows_per_commit: int = 20_000,
         max_pending_rows: int = 400_000,
-        linger_seconds: float = 0.15,
+        linger_seconds: float = 0.5,
         retries: int = 3,
         max_partitions_per_commit: int = 64,
     ) -> None:
@@ -157,9 +157,11 @@ class BatchWriter:
             while rows < self._max_rows:
                 # Wait for batches still being decoded: an insert costs ~10-20 ms whatever its
                 # size, so one commit of four requests is far cheaper than four of one, and bigger
-                # parts mean fewer merges. 150 ms, not 50: when the machine ran slow, a tenth of the
-                # commits of benchmarks/ingest.py ended at a 50 ms deadline with a batch still
-                # decoding, splitting four requests over two commits.
+                # parts mean fewer merges. 500 ms, not 150 (nor 50): on a busy machine a 512-span
+                # request of the heavy shape takes longer than 150 ms to decode, and commits of
+                # benchmarks/ingest.py split (1,754 spans a commit, not 2,048); at 500 ms every
+                # commit took all four requests: 5,921 -> 6,935 spans/s heavy, 6,955 -> 7,231 on
+                # the default shape (adjacent runs). Only a batch still decoding is waited for.
                 wait = deadline - time.monotonic() if self._incoming > 0 else 0.0
                 try:
                     nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
