@@ -39,6 +39,11 @@ release as this interpreter so that the baseline applies to them too:
   openlit        openlit
 --no-venvs runs them in this interpreter instead (a row whose library is not installed here is
 then reported as such and skipped); a virtualenv that cannot be made is reported and skipped.
+Beside openai 3.x two cannot be made today: openlit 1.45.0 requires openai<3, and traceloop-sdk
+0.62.4's unpinned contrib instrumentations leave pip no common opentelemetry-instrumentation release.
+The stream rows' per-chunk instruction count goes through a real socket: how the mock's chunks
+coalesce into reads moves it by more than an instrumentation's work per chunk (peers have come out
+below the baseline): it does not measure the per-chunk cost.
 """
 
 from __future__ import annotations
