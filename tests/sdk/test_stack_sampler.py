@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+from llmlens.sdk import stack_sampler
 from llmlens.sdk.stack_sampler import StackSampler, cpu_mode_supported
 
 pytestmark = pytest.mark.skipif(not cpu_mode_supported(), reason="on-CPU mode needs Linux's per-thread CPU clocks")
@@ -117,3 +121,122 @@ def test_wall_mode_charges_waiting_threads_every_tick(idle_threads):
         if name in per_thread:  # threads left by earlier tests in this process are sampled too
             per_thread[name] += n
     assert all(n >= 10 for n in per_thread.values()), per_thread  # ~19 periods of wall time each
+
+
+# --- The C stack walk against the Python one -----------------------------------------------------
+
+def _parked(target, *args):
+    """A thread parked inside `target(*args, ready, stop)`; returns it with its stop event."""
+    ready, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=target, args=(*args, ready, stop), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    return thread, stop
+
+
+def _recurse(depth, ready, stop):
+    if depth:
+        return _recurse(depth - 1, ready, stop)
+    ready.set()
+    stop.wait()
+
+
+def _in_generator(ready, stop):
+    def gen():
+        yield 1
+        ready.set()
+        stop.wait()
+        yield 2
+
+    return list(gen())
+
+
+def _both_walks(frames, idents):
+    python_codes: dict = {}
+    python = [None if (f := frames.get(i)) is None else stack_sampler.walk(f, python_codes) for i in idents]
+    c_codes: dict = {}
+    c = stack_sampler._stack_walk.stacks(frames, idents, c_codes, stack_sampler.MAX_DEPTH)
+    return python, python_codes, c, c_codes
+
+
+needs_c = pytest.mark.skipif(not stack_sampler.c_walker(), reason="the C stack walk was not built")
+
+
+def test_the_c_extension_is_built():
+    # pip install -e . builds it; a machine without a C compiler gets the Python walk (tested below).
+    assert stack_sampler.c_walker(), "llmlens.sdk._stack_walk was not built: is a C compiler installed?"
+
+
+@needs_c
+def test_the_c_walk_equals_the_python_walk_on_real_threads():
+    deep, stop_deep = _parked(_recurse, stack_sampler.MAX_DEPTH + 100)  # truncated at MAX_DEPTH
+    shallow, stop_shallow = _parked(_recurse, 3)
+    generator, stop_generator = _parked(_in_generator)
+    try:
+        frames = sys._current_frames()
+        idents = [deep.ident, shallow.ident, generator.ident, -1]  # -1: no such thread
+        python, python_codes, c, c_codes = _both_walks(frames, idents)
+        assert c == python
+        assert c_codes == python_codes and all(c_codes[i] is python_codes[i] for i in c_codes)
+        deep_stack, shallow_stack, generator_stack, missing = c
+        assert missing is None
+        assert len(deep_stack[0]) == len(deep_stack[1]) == stack_sampler.MAX_DEPTH
+        assert {c_codes[i].co_name for i in deep_stack[0][2:]} == {"_recurse"}  # innermost first
+        names = [c_codes[i].co_name for i in shallow_stack[0]]
+        assert names[:2] == ["wait", "wait"] and names[2:6] == ["_recurse"] * 4 and names[-1] == "_bootstrap"
+        names = [c_codes[i].co_name for i in generator_stack[0]]
+        assert names[2:5] == ["gen", "_in_generator", "run"], names
+        assert all(offset >= 0 for offset in generator_stack[1])
+        for stack in (deep_stack, shallow_stack, generator_stack):  # offsets as frame.f_lasti gives them
+            assert all(offset % 2 == 0 for offset in stack[1])
+    finally:
+        for stop in (stop_deep, stop_shallow, stop_generator):
+            stop.set()
+
+
+@needs_c
+def test_the_c_walk_of_a_thread_that_exited_after_its_frames_were_taken():
+    thread, stop = _parked(_recurse, 5)
+    frames = sys._current_frames()
+    stop.set()
+    thread.join()  # its frames now hold the stack it had when they ended
+    python, python_codes, c, c_codes = _both_walks(frames, [thread.ident])
+    assert c == python and c_codes == python_codes
+    assert [c_codes[i].co_name for i in c[0][0]].count("_recurse") == 6
+    assert stack_sampler._stack_walk.stacks(sys._current_frames(), [thread.ident], {}, 10) == [None]
+
+
+@needs_c
+def test_the_c_walk_refuses_bad_arguments():
+    walk = stack_sampler._stack_walk.stacks
+    with pytest.raises(TypeError):
+        walk({}, (), {}, 10)
+    with pytest.raises(TypeError):
+        walk({1: "not a frame"}, [1], {}, 10)
+    with pytest.raises(ValueError):
+        walk({}, [], {}, 0)
+
+
+def test_the_sampler_finds_the_hot_function_with_the_python_walk(monkeypatch, idle_threads):
+    monkeypatch.setattr(stack_sampler, "_stack_walk", None)
+    assert not stack_sampler.c_walker()
+    test_the_busy_threads_samples_are_charged_to_the_function_burning(idle_threads)
+
+
+def test_without_the_extension_the_python_walk_is_used():
+    # A fresh interpreter where importing the extension fails, as on a machine that could not build it.
+    code = (
+        "import sys; sys.modules['llmlens.sdk._stack_walk'] = None\n"
+        "from llmlens.sdk import stack_sampler\n"
+        "assert not stack_sampler.c_walker()\n"
+        "codes = {}\n"
+        "[stack] = stack_sampler.stacks(sys._current_frames(), [__import__('threading').get_ident()], codes)\n"
+        "assert codes[stack[0][0]].co_name == '<module>'\n"
+        "print('python walk')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "python walk", out.stderr
+    env = {**os.environ, "LLMLENS_STACK_WALKER": "python"}
+    out = subprocess.run([sys.executable, "-c", "from llmlens.sdk import stack_sampler; print(stack_sampler.c_walker())"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.stdout.strip() == "False", out.stderr
