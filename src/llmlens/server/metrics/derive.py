@@ -15,6 +15,7 @@ other client and server spans travel as halves to the one pairing buffer in the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -221,14 +222,18 @@ WAITING_COLUMNS = ("TraceId", "SpanId", "ServiceName", "Duration", "Operation", 
                    "ResponseModel", "InputTokens", "OutputTokens", "CostUsd", "Priced", "TtftMs", "ErrorType",
                    "App", "Department")
 ADDRESS = "ServerAddress"  # the waiting calls' server.address, read from their spans here
-_MODEL_OPERATIONS = pa.array(MODEL_OPERATIONS)
+
+
+@functools.cache
+def _model_operations() -> pa.Array:
+    return pa.array(MODEL_OPERATIONS)  # on first use: see trace_index._context_keys
 
 
 def _lacking_context(calls: pa.Table, index: pa.Table | None) -> np.ndarray:
     """Per call: a model call without app or department whose trace's root span is not in the batch.
     (A span ends before its parent, and an SDK exports spans as they end: with the root here, the
     call's ancestors are here too, and the normaliser gave the call theirs.)"""
-    model = pc.is_in(calls["Operation"], value_set=_MODEL_OPERATIONS)
+    model = pc.is_in(calls["Operation"], value_set=_model_operations())
     lacking = pc.or_(pc.equal(calls["App"], ""), pc.equal(calls["Department"], ""))
     candidates = pc.and_(model, lacking)
     if index is not None and pc.any(candidates).as_py():

@@ -14,6 +14,7 @@ exports a child before its parent) reads them here at query time (query/call_con
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,7 +38,13 @@ SCHEMA = pa.schema([
 ])
 # trace_index column <- context fact (semconv.CONTEXT_FIELDS)
 CONTEXT_COLUMNS = {"SessionId": "session_id", "UserId": "user_id", "App": "app", "Department": "department"}
-_CONTEXT_KEYS = pa.array(sorted({key for name in semconv.CONTEXT_FIELDS for key in semconv.FIELD_SOURCES[name]}))
+
+
+@functools.cache
+def _context_keys() -> pa.Array:
+    # Made on first use, not on import: pyarrow's first conversion of a list imports pandas (~0.3 s of
+    # CPU, ~45 MB), which the server then pays when it first converts data instead of before ready.
+    return pa.array(sorted({key for name in semconv.CONTEXT_FIELDS for key in semconv.FIELD_SOURCES[name]}))
 
 
 def derive(batch: Batch) -> None:
@@ -111,7 +118,7 @@ def _context(spans: pa.Table) -> dict[str, pa.Array]:
     for chunk in spans["SpanAttributes"].chunks:
         offsets = chunk.offsets.to_numpy()
         keys = chunk.keys.slice(offsets[0], offsets[-1] - offsets[0])
-        hits = np.flatnonzero(pc.is_in(keys, value_set=_CONTEXT_KEYS).to_numpy(zero_copy_only=False))
+        hits = np.flatnonzero(pc.is_in(keys, value_set=_context_keys()).to_numpy(zero_copy_only=False))
         if not len(hits):
             offset += len(chunk)
             continue
