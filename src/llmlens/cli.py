@@ -8,6 +8,7 @@ file: `UsageError`), 1 for a failure of the environment (a busy port, an unreach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -131,9 +132,9 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         cli_checks.check_data_dir(settings.data_dir, origin("data_dir"))
 
-    from llmlens.server.app import create_app
+    from concurrent.futures import ThreadPoolExecutor
+
     from llmlens.server.errors import StoreError
-    from llmlens.server.run import run_server
     from llmlens.server.store import Store, open_backend
 
     try:
@@ -142,14 +143,28 @@ def _serve(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return _fail(str(exc))
     backend.watch_free_space(settings.min_free_disk_mb * 1024 * 1024)
-    try:
-        store = Store(backend, ttl_days=settings.retention_days, max_pending_rows=settings.max_pending_rows)
-    except StoreError as exc:  # e.g. a schema this version cannot upgrade
-        backend.close()
-        return _fail(str(exc))
-    except BaseException:
-        backend.close()
-        raise
+
+    def open_store() -> Store:
+        return Store(backend, ttl_days=settings.retention_days, max_pending_rows=settings.max_pending_rows)
+
+    # The schema's creation or check (chDB's work, which releases the GIL: ~0.5 s of CPU on a new
+    # folder) runs beside the import of the app's modules (FastAPI, the routes: Python, ~0.7 s).
+    # Everything it imports was imported above: two threads importing at once could deadlock.
+    with ThreadPoolExecutor(1, thread_name_prefix="llmlens-open-store") as opening:
+        opened = opening.submit(open_store)
+        try:
+            from llmlens.server.app import create_app
+            from llmlens.server.run import run_server
+
+            store = opened.result()
+        except StoreError as exc:  # e.g. a schema this version cannot upgrade
+            backend.close()
+            return _fail(str(exc))
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                opened.result().close()  # the store, if it opened, with its writer
+            backend.close()  # closing twice is safe
+            raise
     # The app's lifespan closes the store on a clean stop; this covers every other way out (a
     # failure before or during start-up, SystemExit from the HTTP server). Closing twice is safe,
     # and an embedded store left open crashes the interpreter at exit.
