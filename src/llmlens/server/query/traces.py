@@ -51,17 +51,29 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 # The list groups the traces from the Start of the index's k-th newest row on, for a growing k:
-# trace_index's by_start projection finds that row in the last granules of its Start order, and
-# the traces from then on are read by TraceId, a few granules of the (Day, TraceId) order, however
-# big the store. Results are exact: a trace's first row holds its start, so every trace starting
-# in [lo, hi] has a row there; the newest N of [lo, hi] are the newest N of [start, hi] whenever
-# [lo, hi] holds more than N traces.
+# trace_index's by_start projection finds that row in the last granules of its Start order; the
+# traces from then on are grouped from the rows of the list_by_start projection (schema 12) from
+# that Start on, the last granule or two of the same order, however big the store (parts written
+# before schema 12 are read by (Day, TraceId) as before).
+# Results are exact: a trace's first row holds its start, so every trace starting in [lo, hi] has a
+# row there, and every row of such a trace starts at lo or later; the newest N of [lo, hi] are the
+# newest N of [start, hi] whenever [lo, hi] holds more than N traces. A trace whose rows start at lo
+# or later may still have an earlier row (a batch holding an earlier span, exported apart): then it
+# started before lo and is not in [lo, hi]. Its rows from lo on do not include its root span's row
+# (spans start within their root), or show a span starting before the root: only such traces are
+# looked up by id for a row before lo (_EARLIER_SQL), usually none.
 _NEWEST_ROWS = (1, 8, 64)  # multiples of limit + 1
 _KTH_NEWEST_SQL = """
     SELECT Start FROM trace_index
     WHERE Day >= toDate({start:DateTime64(9)}) - 1 AND Day <= toDate({hi:DateTime64(9)})
       AND Start BETWEEN {start:DateTime64(9)} AND {hi:DateTime64(9)}
     ORDER BY Start DESC LIMIT 1 OFFSET {skip:UInt64}
+"""
+_NO_ROOT = "2200-01-01 00:00:00"  # RootStart of a row without its trace's root span (store/trace_index.py)
+_EARLIER_SQL = """
+    SELECT DISTINCT TraceId AS trace_id FROM trace_index
+    WHERE Day >= toDate({lo:DateTime64(9)}) - 1 AND Day <= toDate({hi:DateTime64(9)})
+      AND TraceId IN {ids:Array(String)} AND Start < {lo:DateTime64(9)}
 """
 
 
@@ -79,7 +91,7 @@ async def list_traces(store: Store, window: Window, filters: TraceFilters, limit
     for times in (*_NEWEST_ROWS, None):
         kth = [] if times is None else await store.fetch(_KTH_NEWEST_SQL, {**params, "skip": times * (limit + 1) - 1})
         lo = kth[0]["Start"] if kth else sql_time(window.start)
-        rows = await store.fetch(sql, {**params, "lo": lo})
+        rows = await _without_earlier_rows(store, await store.fetch(sql, {**params, "lo": lo}), {**params, "lo": lo})
         if len(rows) > limit or not kth:
             break
     page, more = rows[:limit], len(rows) > limit
@@ -88,11 +100,21 @@ async def list_traces(store: Store, window: Window, filters: TraceFilters, limit
     return {"items": items, "next_cursor": next_cursor}
 
 
+async def _without_earlier_rows(store: Store, rows: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """`rows` less the traces with a row before lo (they started before it: see above)."""
+    unsure = [row["trace_id"] for row in rows
+              if row["root_start"].startswith(_NO_ROOT[:4]) or row["start_time"] < row["root_start"]]
+    if not unsure:
+        return rows
+    earlier = {r["trace_id"] for r in await store.fetch(_EARLIER_SQL, {**params, "ids": unsure})}
+    return [row for row in rows if row["trace_id"] not in earlier]
+
+
 def _list_sql(filters: TraceFilters, params: dict[str, Any], has_cursor: bool) -> str:
     """The trace list over [lo, hi]; only placeholders, never user text."""
     in_window = "{lo:DateTime64(9)} AND {hi:DateTime64(9)}"
     where = [
-        "Day >= toDate({lo:DateTime64(9)}) - 1", "Day <= toDate({hi:DateTime64(9)})",
+        "Start >= {lo:DateTime64(9)}", "Day >= toDate({lo:DateTime64(9)}) - 1", "Day <= toDate({hi:DateTime64(9)})",
         "TraceId IN (SELECT TraceId FROM trace_index WHERE Day >= toDate({lo:DateTime64(9)}) "
         f"AND Day <= toDate({{hi:DateTime64(9)}}) AND Start BETWEEN {in_window})",
     ]
@@ -136,7 +158,7 @@ def _list_sql(filters: TraceFilters, params: dict[str, Any], has_cursor: bool) -
                sum(SpanCount) AS span_count, sum(ErrorCount) AS error_count,
                max(RootService) AS root_service, max(RootName) AS root_name,
                sum(LlmCalls) AS llm_calls, sum(InputTokens) AS input_tokens,
-               sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd
+               sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd, min(RootStart) AS root_start
         FROM trace_index
         WHERE {" AND ".join(where)}
         GROUP BY TraceId
@@ -198,12 +220,14 @@ def _from_rfc3339(text: str) -> str:
     return text.replace("T", " ").removesuffix("Z")
 
 
-# A trace's time span from trace_index (sorted by Day, TraceId: one granule per day's part), as
-# scalar subqueries that ClickHouse runs before it prunes: its spans and calls are read from that
-# day's partition and those times' granules only, instead of every part's TraceId bloom filter,
-# so the cost stays flat as the store grows, and without a round trip of its own.
-_IN_TIMES = """AND Timestamp BETWEEN (SELECT min(Start) FROM trace_index WHERE TraceId = {trace_id:String})
-                           AND (SELECT max(End) FROM trace_index WHERE TraceId = {trace_id:String})"""
+# A trace's time span from trace_index (sorted by Day, TraceId: one granule per day's part), read
+# once; its spans and calls are then read from those times' partitions and granules only (and their
+# TraceId bloom filters), so the cost stays flat as the store grows.
+_TIMES_SQL = """
+    SELECT toString(min(Start)) AS first, toString(max(End)) AS last, count() AS rows
+    FROM trace_index WHERE TraceId = {trace_id:String}
+"""
+_IN_TIMES = "AND Timestamp BETWEEN {first:DateTime64(9)} AND {last:DateTime64(9)}"
 _SPAN_SQL = """
     SELECT SpanId, ParentSpanId, ServiceName, SpanName, SpanKind, Timestamp,
            toUnixTimestamp64Nano(Timestamp) AS start_ns, Duration, StatusCode, StatusMessage,
@@ -226,33 +250,45 @@ _LLM_SQL = """
 """
 
 
-async def _fetch_trace(store: Store, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The trace's span rows and LLM call rows: within its indexed times; over the whole store when
-    none are there (an id trace_index lacks, whose times read as 1970, or a commit whose trace_index
-    rows, written last, are not in yet), so nothing stored is missed."""
+async def _fetch_trace(store: Store, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict]:
+    """The trace's span rows, LLM call rows and gen_ai log events (llm_details.log_events): within its
+    indexed times; over the whole store when none are there (an id trace_index lacks, or a commit
+    whose trace_index rows, written last, are not in yet), so nothing stored is missed."""
     params: dict[str, Any] = {"trace_id": trace_id}
-    rows, calls = await _read_trace(store, params, _IN_TIMES)
-    if not rows:
-        rows, calls = await _read_trace(store, params, "")
-    return rows, calls
+    times = await store.fetch(_TIMES_SQL, params)
+    if times and int(times[0]["rows"]):
+        params.update(first=times[0]["first"], last=times[0]["last"])
+        # Spans, LLM facts and log events at once (the store has a pool of readers): latency is the slowest.
+        # The events' window is the one the spans' start times would give, or wider by the last span's length.
+        rows, calls, events = await asyncio.gather(
+            store.fetch(_SPAN_SQL.format(in_times=_IN_TIMES), params),
+            store.fetch(_LLM_SQL.format(in_times=_IN_TIMES), params),
+            llm_details.log_events(store, trace_id, _ns(params["first"]), _ns(params["last"])))
+        if rows:
+            return rows, calls, events
+    rows, calls = await asyncio.gather(store.fetch(_SPAN_SQL.format(in_times=""), params),
+                                       store.fetch(_LLM_SQL.format(in_times=""), params))
+    if not calls:
+        return rows, calls, {}
+    starts = [int(row["start_ns"]) for row in rows]
+    return rows, calls, await llm_details.log_events(store, trace_id, min(starts), max(starts))
 
 
-async def _read_trace(store: Store, params: dict[str, Any], in_times: str):
-    # Spans and LLM facts in parallel (the store has a pool of readers): latency is the slower one.
-    return await asyncio.gather(store.fetch(_SPAN_SQL.format(in_times=in_times), params),
-                                store.fetch(_LLM_SQL.format(in_times=in_times), params))
+def _ns(text: str) -> int:
+    """ClickHouse's '2025-01-02 03:04:05.123456789' (UTC) -> nanoseconds since the epoch."""
+    whole, _, fraction = text.partition(".")
+    seconds = int(datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
+    return seconds * _NS + int((fraction + "000000000")[:9])
 
 
 async def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
     trace_id = normalise_trace_id(trace_id)
-    rows, calls = await _fetch_trace(store, trace_id)
+    rows, calls, events = await _fetch_trace(store, trace_id)
     if not rows:
         return None
     llm = {row["SpanId"]: llm_facts(row) for row in calls}
     spans = [_span(row, llm.get(row["SpanId"])) for row in rows]
     if llm:
-        starts = [span["start_unix_nano"] for span in spans]
-        events = await llm_details.log_events(store, trace_id, min(starts), max(starts))
         llm_details.complete_calls(spans, events)
     return {"trace_id": trace_id, "spans": spans}
 
