@@ -210,3 +210,17 @@ def test_openai_v2_latest_semconv_capture():
         assert facts.input == "system: You are terse.\nuser: What is OTLP?"
         assert facts.output.startswith("assistant: ")
     assert chat.finish_reasons == ["length"]
+
+
+def test_tool_calls_found_past_the_shortcuts():
+    """tool_calls skips parsing answers and scanning keys that cannot name a tool; these can."""
+    escaped = json.dumps([{"role": "assistant", "parts": [{"type": "tool_call", "name": "get_weather"}]}])
+    escaped = escaped.replace("tool_call", "tool\\u005fcall")  # the same JSON, the word never spelled out
+    assert semconv.tool_calls({semconv.OUTPUT_MESSAGES: escaped}) == [("get_weather", "")]
+    flat = {"llm.output_messages.0.message.tool_calls.1.tool_call.function.name": "b",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "a",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"x":1}'}
+    assert semconv.tool_calls(flat) == [("a", '{"x":1}'), ("b", "")]
+    assert semconv.tool_calls({"gen_ai.completion.0.function_call.name": "f"}) == [("f", "")]
+    plain = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "no tools"}]}])
+    assert semconv.tool_calls({semconv.OUTPUT_MESSAGES: plain, "llm.output_messages.0.message.role": "x"}) == []
