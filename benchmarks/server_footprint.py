@@ -18,7 +18,10 @@ the existing store. Also the time of the first export after ready (the ingest wo
 start on demand) and the server's peak RSS (VmHWM) over the burst.
 
     python benchmarks/server_footprint.py [--runs 5] [--burst-seconds 10] [--senders 4]
-        [--workers-idle-s 10] [--server-src DIR]
+        [--workers-idle-s 10] [--server-src DIR] [--starts-only]
+
+Every start imports compiled modules (a bytecode cache in the temporary folder, written by an
+untimed first start), as an installed package would, whatever PYTHONDONTWRITEBYTECODE says.
 
 `--server-src` runs the server from another checkout's src/ folder (PYTHONPATH), to compare
 two versions interleaved on the same machine: the figures move with the machine's load, so
@@ -48,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.ingest import build_request  # noqa: E402
 
 SPANS_A_BODY = 512
+PYCACHE = Path(tempfile.gettempdir()) / "llmlens-footprint-pycache"  # kept between runs
 
 
 def free_port() -> int:
@@ -64,6 +68,10 @@ class Server:
         self.url = f"http://127.0.0.1:{self.http_port}"
         # Through the environment, which a version without the setting ignores.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "LLMLENS_INGEST_WORKERS_IDLE_S": f"{workers_idle_s:g}"}
+        # Compiled modules cached, as an installed package has them: without, every start compiles
+        # llmlens's sources again (~0.4 s), e.g. where PYTHONDONTWRITEBYTECODE is set.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
         if server_src:
             env["PYTHONPATH"] = str(server_src)
         self._log = open(log, "ab")  # noqa: SIM115 -- kept open for the process's life
@@ -310,6 +318,7 @@ def main() -> None:
     parser.add_argument("--workers-idle-s", type=float, default=10.0,
                         help="the server's --ingest-workers-idle-s (default there: 60)")
     parser.add_argument("--server-src", type=Path, help="run the server from this src/ folder (PYTHONPATH)")
+    parser.add_argument("--starts-only", action="store_true", help="time the starts only (no memory, no burst)")
     args = parser.parse_args()
     src = args.server_src.resolve() if args.server_src else None
 
@@ -318,12 +327,14 @@ def main() -> None:
     print(f"server from {src or 'the installed llmlens'}; load average {load()}", flush=True)
     bodies = FreshBodies()
     try:
+        warm, _ = Server.start_ready(tmp / "warm-up", src, log, args.workers_idle_s)  # writes the bytecode cache
+        warm.stop()
         empty_starts = []
         for n in range(args.runs):
             server, start = Server.start_ready(tmp / f"empty-{n}", src, log, args.workers_idle_s)
             empty_starts.append(start)
             try:
-                if n == 0:
+                if n == 0 and not args.starts_only:
                     time.sleep(args.settle_seconds)
                     print_memory(f"idle after start, empty store (load {load()})", tree_memory(server.proc.pid))
                     print(f"\nfirst export after ready (512 spans): {first_export_ms(server.url, bodies.next()):.0f} ms",
@@ -345,7 +356,7 @@ def main() -> None:
             server, start = Server.start_ready(tmp / "empty-0", src, log, args.workers_idle_s)
             existing_starts.append(start)
             try:
-                if len(existing_starts) == 1:
+                if len(existing_starts) == 1 and not args.starts_only:
                     time.sleep(args.settle_seconds)
                     print_memory(f"idle after start, existing store (load {load()})", tree_memory(server.proc.pid))
             finally:
