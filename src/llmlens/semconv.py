@@ -215,24 +215,25 @@ def extract_llm_facts(
     start_time_ns: int = 0,
     end_time_ns: int = 0,
     with_text: bool = True,
+    resource_facts: Mapping[str, Any] | None = None,
 ) -> LlmFacts | None:
     """Normalise one span's attributes; None when the span is not an LLM operation.
 
     `events` items need `.name`, `.time_unix_nano` and `.attributes` (a mapping) — OTLP
     protobuf events after decoding, or the decoder's own event tuples. `with_text=False` leaves
     `input` and `output` empty (ingest reads them from the stored span when asked: `content`).
+    `resource_facts`: `resource_fields(resource)`, for a caller that reads many spans of one resource.
     """
     convention = _convention(attributes, scope_name)
     if convention is None:
         return None
-    resource = resource or {}
     facts = LlmFacts(convention=convention)
     found = _field_values(attributes)
-    for name in RESOURCE_FIELDS:
+    if resource_facts is None:
+        resource_facts = resource_fields(resource or {})
+    for name, value in resource_facts.items():
         if name not in found:
-            value = _first(resource, FIELD_SOURCES[name])
-            if value is not None:
-                _assign(facts, name, value)
+            _assign(facts, name, value)
     for name, (_, value) in found.items():  # _assign, inlined: ~7 a span on ingest's hot path
         setattr(facts, name, _FIELD_TYPES.get(name, _as_str)(value))
     facts.operation = _operation(attributes, span_name)
@@ -272,6 +273,16 @@ def extract_llm_facts(
     if with_text:
         facts.input, facts.output = content(attributes)
     return facts
+
+
+def resource_fields(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The RESOURCE_FIELDS a resource sets (raw values): what a span's own attributes may override."""
+    found = {}
+    for name in RESOURCE_FIELDS:
+        value = _first(resource, FIELD_SOURCES[name])
+        if value is not None:
+            found[name] = value
+    return found
 
 
 def _as_step(facts: LlmFacts) -> None:

@@ -34,11 +34,12 @@ def normalise_spans(resources: list[Resource], cost: CostModel) -> Batch:
     context = TraceContext()
     for resource, scopes in resources:
         service = resource.get("service.name") or "unknown_service"
+        resource_facts = semconv.resource_fields(resource)  # once a resource, not once a span
         for scope_name, scope_version, spans in scopes:
             for span in spans:
                 problem = (_invalid(span, bounds)
                            or _add_span(batch, rows, span, service, resource, scope_name, scope_version, cost, bounds,
-                                        context))
+                                        context, resource_facts))
                 if problem:
                     batch.reject(problem)
                     continue
@@ -68,7 +69,8 @@ def _invalid(span: Span, bounds: Bounds | None) -> str:
 
 
 def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_name: str, scope_version: str,
-              cost: CostModel, bounds: Bounds | None, context: TraceContext | None = None) -> str:
+              cost: CostModel, bounds: Bounds | None, context: TraceContext | None = None,
+              resource_facts: dict | None = None) -> str:
     """Add the span's rows; or add nothing and say why the span cannot be stored."""
     (trace_id, span_id, parent_span_id, trace_state, name, kind, start, end, code, status_message, attributes,
      events, links) = span
@@ -78,6 +80,7 @@ def _add_span(batch, rows: list[tuple], span: Span, service, resource, scope_nam
         attributes, resource, span_name=name, scope_name=scope_name, status_error=status == "Error",
         events=events or _NONE, start_time_ns=start, end_time_ns=end,
         with_text=False,  # the text stays in the span only
+        resource_facts=resource_facts,
     )
     problem = implausible_usage(facts) if facts is not None else ""
     if problem:
