@@ -4,6 +4,7 @@ partial_success needs; raises the decode and store errors for the transport to m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -20,6 +21,7 @@ from llmlens.server.receive.workers import BuiltBatch, build_batch, build_in_wor
 from llmlens.server.signals import BodyKind
 from llmlens.server.store import Store
 from llmlens.server.store.batch import DEFAULT_DERIVATIONS, Batch, Derivation
+from llmlens.server.store.wal import WriteAheadLog
 
 log = logging.getLogger("llmlens.receive")
 
@@ -46,7 +48,8 @@ class Ingestor:
 
     `inflight` bounds the bytes of exports being received, decoded or committed (None: no bound);
     `shutting_down` is set when the server begins to stop, so receivers can refuse bodies still
-    arriving instead of holding the shutdown for them.
+    arriving instead of holding the shutdown for them. With a write-ahead log (`wal`), an export is
+    answered once logged, and inserted with the next flush (store/wal.py); without, once committed.
     """
 
     def __init__(self, store: Store, cost: CostModel | None,
@@ -61,6 +64,7 @@ class Ingestor:
         self.inflight = InflightBytes(max_inflight_bytes or sys.maxsize)
         self.shutting_down = asyncio.Event()
         self.outcomes = ExportOutcomes()
+        self.wal: WriteAheadLog | None = None
         self._in_workers: set[Future] = set()  # builds submitted to the workers and not done yet
         self._workers_idle_since: float | None = None  # None: the pool has started no process yet
 
@@ -148,10 +152,11 @@ class Ingestor:
         """Decode, normalise and commit one body. A caller that keeps no reference to `body` lets it
         be freed once its batch is built, instead of after the commit."""
         started = time.perf_counter()
-        with self.store.incoming():
+        wal = self.wal
+        with self.store.incoming() if wal is None else contextlib.nullcontext():
             batch = await self.build(signal, body, kind)
             del body
-            future = self.store.submit(batch)
+            future = self.store.submit(batch) if wal is None else wal.append(batch)
         await asyncio.wrap_future(future)
         self.outcomes.answered(signal, batch, time.perf_counter() - started)
         return IngestResult(batch.accepted, batch.rejected, batch.error_message())

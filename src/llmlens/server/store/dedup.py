@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -41,6 +42,17 @@ _RANGE_GAP_NS = 60 * 10**9  # span times closer than this share one lookup range
 _MAX_RANGES = 16
 
 
+@dataclass
+class StoredKeys:
+    """What a commit's look-ups found already stored. Trimming the same batches with the same keys
+    again gives the same rows: the write-ahead log records these before inserting, so a replay of a
+    commit interrupted part-way builds the very blocks (and tokens) of the first try."""
+
+    spans: set[str] = field(default_factory=set)
+    scores: set[str] = field(default_factory=set)
+    digests: set[str] = field(default_factory=set)
+
+
 class Deduplicator:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
@@ -48,18 +60,22 @@ class Deduplicator:
         self.dropped_scores = 0
         self.dropped_requests = 0
 
-    def trim(self, batches: Sequence[Batch]) -> pa.Table | None:
+    def trim(self, batches: Sequence[Batch], stored: StoredKeys | None = None) -> tuple[pa.Table | None, StoredKeys]:
         """Remove from `batches` (in place) what is stored already or repeated within them; re-run
         the derivations of a batch that lost rows, so its trace_index rows and metric values
         describe exactly what will be committed. Returns the request digests to insert with the
-        commit (after its rows), or None."""
-        digests = self._trim_resent_requests(batches)
+        commit (after its rows), or None, and what the look-ups found (given `stored`, there are no
+        look-ups: those keys count as stored)."""
+        found = stored or StoredKeys()
+        digests = self._trim_resent_requests(batches, None if stored is None else stored.digests, found)
         span_keys = [_keys(b.arrow[_SPANS], ("TraceId", "SpanId")) if _SPANS in b.arrow else None
                      for b in batches]
         score_keys = [_keys(b.arrow[_SCORES], ("TraceId", "SpanId", "Name", "Timestamp"))
                       if _SCORES in b.arrow else None for b in batches]
-        stored_spans = self._stored_spans(batches, span_keys)
-        stored_scores = self._stored_scores(batches, score_keys)
+        if stored is None:
+            found.spans = self._stored_spans(batches, span_keys)
+            found.scores = self._stored_scores(batches, score_keys)
+        stored_spans, stored_scores = found.spans, found.scores
         seen_spans: set[str] = set(stored_spans)
         seen_calls: set[str] = set(stored_spans)  # a stored span's call row is stored with it
         seen_scores: set[str] = set(stored_scores)
@@ -86,17 +102,20 @@ class Deduplicator:
                 for table in [t for t, data in batch.arrow.items() if data.num_rows == 0]:
                     del batch.arrow[table]
                 batch.derive()
-        return digests
+        return digests, found
 
-    def _trim_resent_requests(self, batches: Sequence[Batch]) -> pa.Table | None:
+    def _trim_resent_requests(self, batches: Sequence[Batch], stored: set[str] | None,
+                              found: StoredKeys) -> pa.Table | None:
         """Empty the batches of log and metric requests committed before (or earlier in this group);
         the digests of the others, as rows of llmlens_request_digests."""
         with_digest = [b for b in batches if b.request_digest and b.row_count]
         if not with_digest:
             return None
-        rows = self._backend.fetch(f"SELECT Digest FROM {REQUEST_DIGESTS} WHERE Digest IN {{d:Array(String)}}",
-                                   {"d": sorted({b.request_digest for b in with_digest})})
-        seen = {row["Digest"] for row in rows}
+        if stored is None:
+            rows = self._backend.fetch(f"SELECT Digest FROM {REQUEST_DIGESTS} WHERE Digest IN {{d:Array(String)}}",
+                                       {"d": sorted({b.request_digest for b in with_digest})})
+            found.digests = {row["Digest"] for row in rows}
+        seen = set(found.digests)
         fresh: list[Batch] = []
         for batch in with_digest:
             if batch.request_digest in seen:

@@ -35,7 +35,7 @@ from llmlens.server.errors import Overloaded, StoreError
 from llmlens.server.store import trace_index
 from llmlens.server.store.backend import Backend
 from llmlens.server.store.columns import TABLES, TIME_COLUMN
-from llmlens.server.store.dedup import REQUEST_DIGESTS, Deduplicator
+from llmlens.server.store.dedup import REQUEST_DIGESTS, Deduplicator, StoredKeys
 from llmlens.server.store.disk import DiskFull
 
 if TYPE_CHECKING:
@@ -54,6 +54,27 @@ _MAX_FINISH_TRIES = 20  # tries to finish a part-way commit (each before a new o
 
 
 CommitListener = Callable[[Sequence["Batch"]], None]
+
+
+@dataclass
+class Recorded:
+    """What the first try of a caller's group found before inserting anything: the rows already
+    stored, and each table's highest block number. Given these again, a later try (after a crash)
+    trims the same rows and can tell the blocks that landed, as it is the only writer of the tables."""
+
+    stored: StoredKeys
+    tops: dict[str, int]
+
+
+@dataclass
+class _Group:
+    """Batches committed together as given, with a caller's token (the write-ahead log's flushes)."""
+
+    batches: list[Batch]
+    token: str
+    recorded: Recorded | None  # from an earlier try, or None: look up and call before_insert
+    before_insert: Callable[[Recorded], None]  # must make `recorded` durable; nothing is inserted before
+    future: Future
 
 
 @dataclass
@@ -85,7 +106,7 @@ class BatchWriter:
         self._max_partitions = max_partitions_per_commit
         self._unfinished: _Unfinished | None = None
         self.dedup = Deduplicator(backend)
-        self._queue: queue.Queue[tuple[Batch, Future] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Batch, Future] | _Group | None] = queue.Queue()
         self._pending_rows = 0
         self._incoming = 0  # batches being built that will be submitted soon
         self._pending_lock = threading.Lock()
@@ -132,6 +153,21 @@ class BatchWriter:
         self._queue.put((batch, future))
         return future
 
+    def submit_group(self, batches: list[Batch], token: str, recorded: Recorded | None,
+                     before_insert: Callable[[Recorded], None]) -> Future:
+        """Commit `batches` as one group, alone, with deduplication tokens made from `token`; the future
+        resolves once committed or fails. Given the same batches and what the first try recorded
+        (after a failure, or after a crash), the same blocks are built and those that landed in the
+        first try are not inserted again. Only for a caller that is the one writer of the tables
+        (the write-ahead log): a block is known to have landed by a part above the recorded block
+        numbers. Not refused when the queue is full: the caller bounds what it holds."""
+        future: Future = Future()
+        if self._closed:
+            future.set_exception(StoreError("the store is closing"))
+            return future
+        self._queue.put(_Group(batches, token, recorded, before_insert, future))
+        return future
+
     def close(self, timeout: float = 60.0) -> None:
         """Stop accepting, commit everything already accepted, stop the thread."""
         with self._pending_lock:
@@ -144,12 +180,15 @@ class BatchWriter:
 
     def _run(self) -> None:
         stopping = False
-        held: tuple[Batch, Future] | None = None  # the batch that would have overfilled the last group
+        held: tuple[Batch, Future] | _Group | None = None  # what would have overfilled the last group
         while not stopping:
             item = held if held is not None else self._queue.get()
             held = None
             if item is None:
                 break
+            if isinstance(item, _Group):
+                self._commit_group(item)
+                continue
             group = [item]
             rows = item[0].row_count
             parts = _partitions(item[0])
@@ -170,6 +209,9 @@ class BatchWriter:
                 if nxt is None:
                     stopping = True
                     break
+                if isinstance(nxt, _Group):
+                    held = nxt  # committed alone, after this group
+                    break
                 more = parts | _partitions(nxt[0])
                 if len(more) > self._max_partitions:
                     # One INSERT per (table, day): a group over many days would make every request
@@ -187,8 +229,12 @@ class BatchWriter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
+            if isinstance(item, _Group):
+                self._commit_group(item)
+            elif item is not None:
                 rest.append(item)
+        if rest and isinstance(rest[0], _Group):
+            self._commit_group(rest.pop(0))
         if rest:
             self._commit(rest, sum(b.row_count for b, _ in rest))
         if self._unfinished is not None:
@@ -213,7 +259,7 @@ class BatchWriter:
             if self._unfinished is not None:
                 self._finish_unfinished()
             checking = time.perf_counter()
-            digests = self.dedup.trim(batches)
+            digests, _ = self.dedup.trim(batches)
             self.stats.dedup_seconds += time.perf_counter() - checking
             blocks = _blocks(batches)
             if digests is not None:
@@ -241,6 +287,67 @@ class BatchWriter:
             self.stats.failures += 1
             for _, future in group:
                 future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
+
+    def _commit_group(self, group: _Group) -> None:
+        """A caller's group: its own token, and no unfinished state kept on failure (the caller tries
+        the same group again, which inserts the same blocks)."""
+        started = time.perf_counter()
+        rows = sum(b.row_count for b in group.batches)
+        try:
+            problem = getattr(self._backend, "disk_problem", lambda: None)()
+            if problem:
+                raise DiskFull(problem)
+            if self._unfinished is not None:
+                self._finish_unfinished()
+            checking = time.perf_counter()
+            recorded = group.recorded
+            digests, found = self.dedup.trim(group.batches, None if recorded is None else recorded.stored)
+            self.stats.dedup_seconds += time.perf_counter() - checking
+            blocks = _blocks(group.batches)
+            if digests is not None:
+                blocks.append((REQUEST_DIGESTS, 0, digests))
+            if recorded is None:
+                group.before_insert(Recorded(found, self._tops({table for table, _, _ in blocks})))
+            else:  # a try after one that may have stored some blocks
+                blocks = [block for block in blocks if not self._landed(block, recorded.tops, blocks)]
+            error = self._insert_with_retries(_Unfinished(blocks, group.token, group.batches))
+        except StoreError as exc:
+            error = exc
+        except Exception as exc:  # a bug (or the log's disk failing) must fail the group, not kill the writer
+            log.exception("could not commit a group")
+            error = exc
+        if error is None:
+            self.stats.commits += 1
+            self.stats.rows += rows
+            self.stats.last_commit_ms = (time.perf_counter() - started) * 1000
+            self._notify(group.batches)
+            group.future.set_result(None)
+        else:
+            self.stats.failures += 1
+            group.future.set_exception(error if isinstance(error, StoreError) else StoreError(str(error)))
+
+    def _tops(self, tables: set[str]) -> dict[str, int]:
+        rows = self._backend.fetch(
+            "SELECT table, max(max_block_number) AS top FROM system.parts WHERE database = currentDatabase() "
+            "AND table IN {t:Array(String)} GROUP BY table", {"t": sorted(tables)})
+        return {row["table"]: int(row["top"]) for row in rows}
+
+    def _landed(self, block: tuple[str, int, pa.Table], tops: dict[str, int],
+                blocks: list[tuple[str, int, pa.Table]]) -> bool:
+        """Whether an earlier try stored this block: a part above the table's recorded top holds it
+        (a failed insert makes no part; a merge keeps its parts' highest block number). A table
+        with blocks of several days tells them apart by the day of the new parts' rows."""
+        table, day, _ = block
+        parts = [row["name"] for row in self._backend.fetch(
+            "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = {t:String} AND active "
+            "AND max_block_number > {top:Int64}", {"t": table, "top": tops.get(table, 0)})]
+        if not parts or sum(1 for b in blocks if b[0] == table) == 1:
+            return bool(parts)
+        day_of = ("dateDiff('day', toDate('1970-01-01'), Day)" if table == trace_index.TABLE
+                  else f"intDiv(toUnixTimestamp64Nano({TIME_COLUMN[table]}), {_DAY_NS})")
+        rows = self._backend.fetch(f"SELECT count() AS n FROM {table} WHERE _part IN {{p:Array(String)}} "
+                                   f"AND {day_of} = {{d:Int64}}", {"p": parts, "d": day})
+        return int(rows[0]["n"]) > 0
 
     def _insert_with_retries(self, unfinished: _Unfinished) -> StoreError | None:
         error = None
