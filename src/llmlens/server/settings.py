@@ -87,6 +87,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ingest_workers_idle_s", float, 60.0,
             "seconds without exports after which the ingest workers exit, to give back their memory; the "
             "next export starts them again (0 = keep them)"),
+    Setting("ingest_wal", bool, False,
+            "acknowledge exports once written to a write-ahead log in the data directory (fsynced), and insert "
+            "them in bigger, rarer commits: less CPU a span; data is queryable after the next flush "
+            "(embedded store only)"),
+    Setting("ingest_wal_flush_s", float, 1.0,
+            "with --ingest-wal: seconds between the log's inserts (the most an export waits to be queryable)"),
+    Setting("ingest_wal_max_mb", int, 512,
+            "with --ingest-wal: MiB the log may hold not yet inserted before new exports get 503"),
     Setting("mask_pii", bool, False, "mask PII in every string before storing (servers' addresses are kept)"),
     Setting("prices_file", str, None, "a price override file (JSON or TOML) that adds or replaces model prices"),
     Setting("query_timeout_s", float, 30.0, "time limit of one API query, in seconds"),
@@ -211,6 +219,9 @@ class ServerSettings:
     max_inflight_bytes: int
     ingest_workers: int
     ingest_workers_idle_s: float
+    ingest_wal: bool
+    ingest_wal_flush_s: float
+    ingest_wal_max_mb: int
     mask_pii: bool
     prices_file: str | None
     query_timeout_s: float
@@ -343,6 +354,10 @@ def _validate(s: ServerSettings) -> None:
     if s.ingest_workers_idle_s != 0 and not 1 <= s.ingest_workers_idle_s <= 86400:
         raise SettingsError(f"ingest_workers_idle_s must be 0 (keep them) or between 1 and 86400, "
                             f"got {s.ingest_workers_idle_s}")
+    if not 0.05 <= s.ingest_wal_flush_s <= 60:
+        raise SettingsError(f"ingest_wal_flush_s must be between 0.05 and 60, got {s.ingest_wal_flush_s}")
+    if not 1 <= s.ingest_wal_max_mb <= 1024 * 1024:
+        raise SettingsError(f"ingest_wal_max_mb must be between 1 and 1048576, got {s.ingest_wal_max_mb}")
     if s.max_pending_rows < 1000:
         raise SettingsError(f"max_pending_rows must be at least 1000, got {s.max_pending_rows}")
     if s.max_inflight_bytes < 1024**2:
