@@ -285,6 +285,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--spans-per-request", type=int, default=512)
     parser.add_argument("--bodies", type=int, default=64, help="distinct pre-built bodies (each sent once)")
+    parser.add_argument("--ingest-wal", action="store_true",
+                        help="run the server with --ingest-wal (exports acknowledged from a write-ahead log)")
     parser.add_argument("--build-for", type=int, default=60_000, metavar="SPANS_PER_S",
                         help="build enough distinct bodies for this rate (building takes a while on a slow machine)")
     args = parser.parse_args()
@@ -300,7 +302,7 @@ def main() -> None:
 
     reference = reference_us_per_span(bodies[0])
     tmp = Path(tempfile.mkdtemp(prefix="llmlens-bench-"))
-    server = ServerProcess(tmp / "data").start()
+    server = ServerProcess(tmp / "data", extra_args=["--ingest-wal"] if args.ingest_wal else []).start()
     accepted = [0] * args.senders
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -351,7 +353,7 @@ def main() -> None:
     disk = sum(f.stat().st_size for f in (tmp / "data").rglob("*") if f.is_file())
     print()
     print(f"senders                    {args.senders} (threads, httpx, protobuf, {args.spans_per_request} spans/request, "
-          f"shape {args.shape})")
+          f"shape {args.shape}{', --ingest-wal' if args.ingest_wal else ''})")
     print(f"HTTP statuses              {dict(sorted(statuses.items()))}")
     print(f"accepted spans/s           {total_acked / elapsed_send:,.0f}  ({total_acked:,} acknowledged in {elapsed_send:.1f} s)")
     print(f"end-to-end spans/s         {status['spans'] / elapsed_e2e:,.0f}  ({status['spans']:,} counted by /api/v1/status)")
@@ -370,7 +372,8 @@ def main() -> None:
           f"{(peak_kb + workers_peak_kb) / 1024:,.0f} MiB: the sum of each process's peak)")
     print(f"bytes on disk per span     {disk / max(1, status['spans']):,.0f}  (data dir, before background merges)")
     print(f"machine                    {os.cpu_count()} cores, python {sys.version.split()[0]}; reference "
-          f"decode+normalise {reference:.1f} us/span in one process (lower = faster machine right now)")
+          f"decode+normalise {reference:.1f} us/span in one process (lower = faster machine right now); "
+          f"load average {os.getloadavg()[0]:.1f}")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

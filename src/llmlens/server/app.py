@@ -36,6 +36,7 @@ from llmlens.server.receive.grpc import grpc_service
 from llmlens.server.receive.http import otlp_routes
 from llmlens.server.receive.pipeline import Ingestor
 from llmlens.server.receive.profiles import profile_routes
+from llmlens.server.receive.wal_service import wal_service
 from llmlens.server.receive.workers import start_workers
 from llmlens.server.services import on_stop, periodic, running
 from llmlens.server.settings import ServerSettings
@@ -67,8 +68,10 @@ def create_app(settings: ServerSettings, store: Store) -> FastAPI:
 
     # Started in this order, stopped in reverse: stop taking new exports, let in-flight ones
     # finish, then commit what was accepted.
+    logged = wal_service(settings, store, ingestor)  # --ingest-wal: replayed before ready, flushed at stop
     services = [
         on_stop("store", store.close),
+        *([logged] if logged else []),
         on_stop("ingest workers", ingestor.close),
         metrics.service(),
     ]
