@@ -123,12 +123,32 @@ def load_sampler(directory: str) -> None:
         spec.loader.exec_module(module)
 
 
+SAMPLER_COUNTERS = ("ticks", "full_ticks", "walks", "samples")
+
+
 def serve_chatbot(row: str, hz: int, sink: str, threads_file: str, chatbot_args: list[str],
                   sampler_dir: str | None = None) -> int:
-    """Run the demo chatbot with `row`'s profiler; write the profiler's thread ids to `threads_file`."""
+    """Run the demo chatbot with `row`'s profiler; write the profiler's thread ids to `threads_file`.
+
+    On SIGUSR1 it writes the sampler's counters and the process's thread count to
+    `threads_file`.stats (the parent reads them at the start and end of the measured seconds).
+    """
     if sampler_dir:
         load_sampler(sampler_dir)
     from llmlens.demo import chatbot, runtime
+
+    def write_stats(signum: int, frame: Any) -> None:
+        import llmlens.sdk.runtime as sdk_runtime
+
+        profiler = sdk_runtime.active.profiler if sdk_runtime.active is not None else None
+        stats: dict[str, Any] = {"threads": len(os.listdir("/proc/self/task"))}
+        if profiler is not None:
+            stats.update({name: getattr(profiler.sampler, name, None) for name in SAMPLER_COUNTERS})
+        path = Path(threads_file + ".stats")
+        path.with_suffix(".tmp").write_text(json.dumps(stats))
+        path.with_suffix(".tmp").replace(path)
+
+    signal.signal(signal.SIGUSR1, write_stats)
 
     start_telemetry = runtime.start_telemetry
 
@@ -169,6 +189,37 @@ def thread_cpu_s(pid: int, tid: int) -> float:
         return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0]) / 1e9
     except FileNotFoundError:
         return 0.0
+
+
+def thread_sched(pid: int, tid: int) -> tuple[float, float, int, int, int]:
+    """A thread's CPU s, run-queue wait s, time slices run, and voluntary and involuntary context switches."""
+    try:
+        cpu, wait, slices = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+    except FileNotFoundError:
+        return 0.0, 0.0, 0, 0, 0
+    switches = {k: int(v) for k, v in (line.split(":") for line in status.splitlines() if "ctxt_switches" in line)}
+    return (int(cpu) / 1e9, int(wait) / 1e9, int(slices), switches.get("voluntary_ctxt_switches", 0),
+            switches.get("nonvoluntary_ctxt_switches", 0))
+
+
+def sampler_stats(proc: subprocess.Popen, threads_file: str) -> dict[str, Any]:
+    """The chatbot's sampler counters and thread count, written by it on SIGUSR1."""
+    path = Path(threads_file + ".stats")
+    path.unlink(missing_ok=True)
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return {}
+        time.sleep(0.02)
+    stats = json.loads(path.read_text())
+    path.unlink()
+    return stats
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -267,6 +318,8 @@ def measure_row(row: str, args: argparse.Namespace, sink: Sink, retriever_url: s
         load = Load(url, args.concurrency)
         time.sleep(args.warmup)
         done0, failed0 = load.count()
+        stats0 = sampler_stats(proc, threads_file)
+        sched0 = thread_sched(proc.pid, profiler_threads[0]) if profiler_threads else None
         cpu0, wall0 = process_cpu_s(proc.pid), time.monotonic()
         per_thread0 = [thread_cpu_s(proc.pid, t) for t in profiler_threads]
         sink.take()
@@ -274,6 +327,8 @@ def measure_row(row: str, args: argparse.Namespace, sink: Sink, retriever_url: s
         done1, failed1 = load.count()
         cpu1, wall1 = process_cpu_s(proc.pid), time.monotonic()
         per_thread1 = [thread_cpu_s(proc.pid, t) for t in profiler_threads]
+        sched1 = thread_sched(proc.pid, profiler_threads[0]) if profiler_threads else None
+        stats1 = sampler_stats(proc, threads_file)
         pushed = sink.take()
         load.stop()
     finally:
@@ -289,9 +344,23 @@ def measure_row(row: str, args: argparse.Namespace, sink: Sink, retriever_url: s
     elapsed = wall1 - wall0
     per_thread = [b - a for a, b in zip(per_thread0, per_thread1, strict=True)]
     prof0, prof1 = 0.0, sum(per_thread)
+    # The sampling thread, a tick at a time: how many ticks ran, how many read the threads, how many
+    # stacks were walked; its CPU, run-queue wait and context switches per tick (from the kernel).
+    ticks: dict[str, float] = {"threads": stats1.get("threads", 0)}
+    if stats0.get("ticks") is not None and stats1.get("ticks") is not None:
+        n = max(1, stats1["ticks"] - stats0["ticks"])
+        ticks.update({"ticks_per_s": (stats1["ticks"] - stats0["ticks"]) / elapsed,
+                      **{f"{k}_per_tick": (stats1[k] - stats0[k]) / n for k in SAMPLER_COUNTERS[1:]
+                         if stats0.get(k) is not None and stats1.get(k) is not None}})
+        if sched0 is not None and sched1 is not None:
+            d = [b - a for a, b in zip(sched0, sched1, strict=True)]
+            ticks.update({"cpu_us_per_tick": 1e6 * d[0] / n, "runq_wait_us_per_tick": 1e6 * d[1] / n,
+                          "slices_per_tick": d[2] / n, "voluntary_switches_per_tick": d[3] / n,
+                          "involuntary_switches_per_tick": d[4] / n})
     return {"rps": requests / elapsed, "cpu_ms_per_request": 1000 * cpu / requests, "cpu_share": cpu / elapsed,
             "profiler_share": (prof1 - prof0) / cpu if cpu else 0.0, "profiler_core": (prof1 - prof0) / elapsed, "profile_bytes_per_s": pushed / elapsed,
-            "failed": failed1 - failed0, "per_thread_core": [t / elapsed for t in per_thread]}
+            "failed": failed1 - failed0, "per_thread_core": [t / elapsed for t in per_thread], "ticks": ticks,
+            "load": load_average()}
 
 
 def start_services(sink: Sink) -> tuple[list[subprocess.Popen], str, str]:
@@ -368,8 +437,10 @@ def main() -> int:
                 results[row].append(r)
                 print(f"repeat {repeat + 1} {row:<16} {r['rps']:6.1f} req/s  {r['cpu_ms_per_request']:6.2f} CPU ms/req  "
                       f"profiler threads {r['profiler_share']:.2%} of it, each "
-                      f"{' '.join(f'{t:.2%}' for t in r['per_thread_core'])} of a core  failed {r['failed']:.0f}",
-                      flush=True)
+                      f"{' '.join(f'{t:.2%}' for t in r['per_thread_core'])} of a core  failed {r['failed']:.0f}  "
+                      f"load {r['load']}", flush=True)
+                if "ticks_per_s" in r["ticks"]:
+                    print("         sampler: " + "  ".join(f"{k} {v:.3g}" for k, v in r["ticks"].items()), flush=True)
     finally:
         for proc in services:
             stop(proc)

@@ -131,6 +131,7 @@ class StackSampler:
         self.ticks = 0
         self.full_ticks = 0  # ticks that read the threads (all of them in wall mode)
         self.walks = 0  # stacks walked
+        self.samples = 0  # samples recorded (a walk can record several: n periods of CPU)
         self._span_on = span_on
         self._lock = threading.Lock()
         self._counts: dict[FoldedKey, int] = {}
@@ -251,6 +252,7 @@ class StackSampler:
                 key = (stack[0], stack[1], state.name, span_on(state.ident))
                 counts[key] = counts.get(key, 0) + n
         self.walks += len(due)
+        self.samples += sum(n for _, n in due)
 
     def drain(self) -> FoldedProfile:
         now = time.time_ns()
