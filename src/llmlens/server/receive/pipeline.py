@@ -76,9 +76,13 @@ class Ingestor:
             self.shutting_down.set()
 
     async def build(self, signal: str, body: bytes, kind: BodyKind) -> Batch:
+        return (await self._build(signal, body, kind))[0]
+
+    async def _build(self, signal: str, body: bytes, kind: BodyKind) -> tuple[Batch, dict[str, bytes] | None]:
+        """The batch, and its tables as Arrow IPC when a worker built it (the log writes those bytes)."""
         if self.workers is None:
             assert self.cost is not None, "an Ingestor without workers needs a cost model"
-            return await asyncio.to_thread(build_batch, signal, body, kind, self.cost, self.derivations)
+            return await asyncio.to_thread(build_batch, signal, body, kind, self.cost, self.derivations), None
         try:
             return await self._build_in_workers(signal, body, kind)
         except BrokenProcessPool:
@@ -92,7 +96,7 @@ class Ingestor:
             log.error("an ingest worker died again while decoding a retried %s export; answered 503", signal)
             raise Unavailable("the process decoding this export died; retry later") from exc
 
-    async def _build_in_workers(self, signal: str, body: bytes, kind: BodyKind) -> Batch:
+    async def _build_in_workers(self, signal: str, body: bytes, kind: BodyKind) -> tuple[Batch, dict[str, bytes]]:
         workers = self.workers
         assert workers is not None
         try:
@@ -119,7 +123,7 @@ class Ingestor:
             if self.workers is not workers:
                 raise BrokenProcessPool("the worker pool was replaced while this export waited") from exc
             raise
-        return built.batch()
+        return built.batch(), built.tables
 
     def _built_in_workers(self, future: Future) -> None:
         self._workers_idle_since = time.monotonic()
@@ -154,9 +158,10 @@ class Ingestor:
         started = time.perf_counter()
         wal = self.wal
         with self.store.incoming() if wal is None else contextlib.nullcontext():
-            batch = await self.build(signal, body, kind)
+            batch, ipc = await self._build(signal, body, kind)
             del body
-            future = self.store.submit(batch) if wal is None else wal.append(batch)
+            future = self.store.submit(batch) if wal is None else wal.append(batch, ipc)
+            del ipc
         await asyncio.wrap_future(future)
         self.outcomes.answered(signal, batch, time.perf_counter() - started)
         return IngestResult(batch.accepted, batch.rejected, batch.error_message())

@@ -100,7 +100,7 @@ class WriteAheadLog:
         self._max_bytes = max_bytes
         self._disk_problem = disk_problem
         self.stats = WalStats()
-        self._appends: queue.Queue[tuple[Batch, bytes, Future] | None] = queue.Queue()
+        self._appends: queue.Queue[tuple[Batch, dict, Future] | None] = queue.Queue()
         self._sealed: queue.Queue[_Segment | None] = queue.Queue()
         self._open: _Segment | None = None
         self._file: BinaryIO | None = None
@@ -139,8 +139,9 @@ class WriteAheadLog:
             thread.start()
             self._threads.append(thread)
 
-    def append(self, batch: Batch) -> Future:
-        """Log `batch`; the future resolves once it is on disk (fsynced), or fails (LogFull, DiskFull)."""
+    def append(self, batch: Batch, ipc: dict[str, bytes] | None = None) -> Future:
+        """Log `batch` (`ipc`: its tables already as Arrow IPC, as an ingest worker hands them back); the
+        future resolves once it is on disk (fsynced), or fails (LogFull, DiskFull)."""
         future: Future = Future()
         if batch.row_count == 0:
             future.set_result(None)
@@ -153,7 +154,7 @@ class WriteAheadLog:
         problem = self._disk_problem()
         if problem:  # below the free-space floor or read-only: refuse before writing anything
             raise DiskFull(problem)
-        self._appends.put((batch, _record(_EXPORT, _export(batch)), future))
+        self._appends.put((batch, _export(batch, ipc), future))  # made a record on the log's thread
         return future
 
     def close(self, timeout: float = 60.0) -> None:
@@ -199,9 +200,10 @@ class WriteAheadLog:
             if self._open is not None and self._open.rows >= self._max_rows:
                 self._seal()
 
-    def _write(self, items: list[tuple[Batch, bytes, Future]]) -> None:
-        if not items:
+    def _write(self, exports: list[tuple[Batch, dict, Future]]) -> None:
+        if not exports:
             return
+        items = [(batch, _record(_EXPORT, export), future) for batch, export, future in exports]
         try:
             segment = self._segment()
             assert self._file is not None
@@ -300,10 +302,11 @@ class WriteAheadLog:
         return sorted(found)
 
 
-def _export(batch: Batch) -> dict:
+def _export(batch: Batch, ipc: dict[str, bytes] | None) -> dict:
     """What replay needs to rebuild the batch: the received tables (derived ones are derived again)."""
+    ipc = ipc or {}
     return {
-        "tables": {name: _ipc(table) for name, table in batch.arrow.items() if name in TIME_COLUMN},
+        "tables": {name: ipc.get(name) or _ipc(table) for name, table in batch.arrow.items() if name in TIME_COLUMN},
         "derived_by": batch.derived_by, "accepted": batch.accepted, "rejected": batch.rejected,
         "errors": batch.errors, "request_digest": batch.request_digest,
     }
