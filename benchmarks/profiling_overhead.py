@@ -123,7 +123,7 @@ def load_sampler(directory: str) -> None:
         spec.loader.exec_module(module)
 
 
-SAMPLER_COUNTERS = ("ticks", "full_ticks", "walks", "samples")
+SAMPLER_COUNTERS = ("ticks", "full_ticks", "walks", "samples", "frames")
 
 
 def serve_chatbot(row: str, hz: int, sink: str, threads_file: str, chatbot_args: list[str],

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from llmlens.sdk import stack_sampler
+from llmlens.sdk.profile_spans import ActiveSpan
 from llmlens.sdk.stack_sampler import StackSampler, cpu_mode_supported
 
 pytestmark = pytest.mark.skipif(not cpu_mode_supported(), reason="on-CPU mode needs Linux's per-thread CPU clocks")
@@ -195,6 +196,49 @@ def test_the_c_walk_equals_the_python_walk_on_real_threads():
 
 
 @needs_c
+def test_the_c_fold_equals_the_python_fold_on_real_threads(monkeypatch):
+    deep, stop_deep = _parked(_recurse, stack_sampler.MAX_DEPTH + 100)
+    shallow, stop_shallow = _parked(_recurse, 3)
+    generator, stop_generator = _parked(_in_generator)
+    try:
+        frames = sys._current_frames()
+        span = ActiveSpan(1, 2, "work")
+        due = [(deep.ident, 2, "deep", None), (shallow.ident, 1, "shallow", span), (generator.ident, 5, "gen", None),
+               (-1, 7, "gone", None), (shallow.ident, 3, "shallow", span)]  # the same stack twice: counts add up
+        c_counts, c_codes = {}, {}
+        c_walked = stack_sampler.fold(frames, due, c_counts, c_codes)
+        monkeypatch.setattr(stack_sampler, "_stack_walk", None)
+        python_counts, python_codes = {}, {}
+        python_walked = stack_sampler.fold(frames, due, python_counts, python_codes)
+        assert c_counts == python_counts and c_walked == python_walked
+        assert c_codes == python_codes and all(c_codes[i] is python_codes[i] for i in c_codes)
+        # The keys unpack to the stacks the walk gives, and every code they name is kept.
+        stacks = stack_sampler.stacks(frames, [deep.ident, shallow.ident, generator.ident], {})
+        by_name = {name: (stack_sampler.unpack_stack(stack), n) for (stack, name, _), n in c_counts.items()}
+        assert by_name == {"deep": (stacks[0], 2), "shallow": (stacks[1], 4), "gen": (stacks[2], 5)}
+        assert len(by_name["deep"][0][0]) == stack_sampler.MAX_DEPTH
+        assert c_walked == sum(len(stack[0]) for stack in stacks) + len(stacks[1][0])
+        assert {i for stack, _ in by_name.values() for i in stack[0]} == set(c_codes)
+    finally:
+        for stop in (stop_deep, stop_shallow, stop_generator):
+            stop.set()
+
+
+@needs_c
+def test_the_c_fold_adds_the_codes_of_a_stack_only_when_it_is_new():
+    thread, stop = _parked(_recurse, 2)
+    try:
+        frames = sys._current_frames()
+        counts: dict = {}
+        stack_sampler._stack_walk.fold(frames, [(thread.ident, 1, "t", None)], counts, {}, 64)
+        codes: dict = {}  # the stack is in counts already: its codes were kept when it was added
+        stack_sampler._stack_walk.fold(frames, [(thread.ident, 1, "t", None)], counts, codes, 64)
+        assert codes == {} and list(counts.values()) == [2]
+    finally:
+        stop.set()
+
+
+@needs_c
 def test_the_c_walk_of_a_thread_that_exited_after_its_frames_were_taken():
     thread, stop = _parked(_recurse, 5)
     frames = sys._current_frames()
@@ -215,6 +259,59 @@ def test_the_c_walk_refuses_bad_arguments():
         walk({1: "not a frame"}, [1], {}, 10)
     with pytest.raises(ValueError):
         walk({}, [], {}, 0)
+    fold = stack_sampler._stack_walk.fold
+    with pytest.raises(TypeError):
+        fold({}, [], {}, {})
+    with pytest.raises(TypeError):
+        fold({}, [(1, 1, "t")], {}, {}, 10)
+    with pytest.raises(TypeError):
+        fold({1: "not a frame"}, [(1, 1, "t", None)], {}, {}, 10)
+    with pytest.raises(ValueError):
+        fold({}, [], {}, {}, 0)
+
+
+@needs_c
+def test_the_c_wait_skips_ticks_only_while_no_sample_can_be_due():
+    wait = stack_sampler.idle_waiter()
+    period = 2_000_000
+    process = time.CLOCK_PROCESS_CPUTIME_ID
+    cpu = time.clock_gettime_ns(process)
+    # This process idle (the test sleeps in C): no period of CPU is used, every tick is skipped.
+    start = time.monotonic_ns()
+    deadline, skipped = wait(start + period, period, 5, cpu, PERIOD_NS, [], [], 0)
+    assert skipped == 4 and deadline >= start + 5 * period and time.monotonic_ns() >= deadline
+    # The CPU needed is already used and no thread is known: the first tick runs.
+    start = time.monotonic_ns()
+    deadline, skipped = wait(start + period, period, 5, cpu - PERIOD_NS, PERIOD_NS, [], [], 0)
+    assert skipped == 0 and deadline == start + period
+
+    stop = threading.Event()
+    busy = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])
+    busy.start()
+    try:
+        busy_clock = stack_sampler.thread_cpu_clock(busy.native_id)
+        mine = stack_sampler.thread_cpu_clock(threading.get_native_id())
+        # A busy thread the sampler knows: the tick runs once its clock reaches its due reading.
+        cpu, now = time.clock_gettime_ns(process), time.clock_gettime_ns(busy_clock)
+        _, skipped = wait(time.monotonic_ns() + period, period, 1000, cpu, 0, [busy_clock], [now + 3 * period], now)
+        assert skipped < 999 and time.clock_gettime_ns(busy_clock) >= now + 3 * period
+        # The process busy but only on threads far from a sample, the rest of its CPU theirs: skipped.
+        cpu, now_busy, now_mine = time.clock_gettime_ns(process), time.clock_gettime_ns(busy_clock), time.clock_gettime_ns(mine)
+        far = 10**15
+        _, skipped = wait(time.monotonic_ns() + period, period, 3, cpu, 0, [busy_clock, mine], [far, far],
+                          now_busy + now_mine)
+        assert skipped == 2
+        # The same, but the busy thread unknown to the sampler (started since): its CPU makes the tick due.
+        cpu, now_mine = time.clock_gettime_ns(process), time.clock_gettime_ns(mine)
+        _, skipped = wait(time.monotonic_ns() + period, period, 1000, cpu, 0, [mine], [far], now_mine)
+        assert skipped < 999
+    finally:
+        stop.set()
+        busy.join()
+    with pytest.raises(ValueError):
+        wait(0, 0, 1, 0, 0, [], [], 0)
+    with pytest.raises(TypeError):
+        wait(0, 1, 1, 0, 0, [1], [], 0)
 
 
 def test_the_sampler_finds_the_hot_function_with_the_python_walk(monkeypatch, idle_threads):

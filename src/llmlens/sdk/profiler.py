@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from llmlens.sdk.profile_export import ProfilePusher, SourcePaths, encode_pprof
 from llmlens.sdk.profile_spans import SpanTracker
-from llmlens.sdk.stack_sampler import StackSampler
+from llmlens.sdk.stack_sampler import StackSampler, idle_waiter
 
 log = logging.getLogger("llmlens.sdk")
 
@@ -81,20 +81,29 @@ class Profiler:
         self._pusher.close()
 
     def _sample_loop(self) -> None:
-        self.sampler.own_idents.add(threading.get_ident())
-        interval = 1.0 / self.settings.hz
-        next_tick = time.monotonic()
+        sampler = self.sampler
+        sampler.own_idents.add(threading.get_ident())
+        interval = sampler.period_ns
+        # On-CPU: ticks no thread can have a sample due in are skipped in C, before the GIL is
+        # taken (waking a Python thread and taking the GIL from a busy one is most of a tick's
+        # cost); it returns at least every ~100 ms so that stop() is seen.
+        wait = idle_waiter() if self.settings.mode == "cpu" else None
+        most_skipped = max(1, self.settings.hz // 10)
+        next_tick = time.monotonic_ns()
         while True:
             next_tick += interval
-            delay = next_tick - time.monotonic()
-            if delay < 0:  # fell behind (a busy GIL): skip the missed ticks, the clocks count the time
-                next_tick = time.monotonic()
-                delay = 0.0
-            time.sleep(delay)  # not Event.wait: its Condition machinery costs about as much again per tick
+            now = time.monotonic_ns()
+            if next_tick < now:  # fell behind (a busy GIL): skip the missed ticks, the clocks count the time
+                next_tick = now
+            if wait is not None:
+                next_tick, skipped = wait(next_tick, interval, most_skipped, *sampler.wait_args())
+                sampler.ticks += skipped
+            else:
+                time.sleep((next_tick - now) / 1e9)  # not Event.wait: its Condition costs about as much again a tick
             if self._stop.is_set():
                 return
             try:
-                self.sampler.sample()
+                sampler.sample()
             except Exception as exc:  # noqa: BLE001 - a profiler bug must not take the app down
                 log.warning("llmlens: the profiler stopped after an internal error: %r", exc)
                 return

@@ -11,9 +11,9 @@ Only Python frames are seen (`sys._current_frames()`): time in C code (a regex, 
 compression) is charged to the Python function that called it. A thread not started through
 `threading` has no native id the sampler can read and is skipped in on-CPU mode.
 
-Stacks are walked by a small C extension (`_stack_walk.c`, one call a tick for every thread due a
-sample) when it was built, else by `walk()` here: the same stacks, ~7x the instructions a frame.
-LLMLENS_STACK_WALKER=python turns the C walk off.
+Stacks are walked and folded by a small C extension (`_stack_walk.c`, one call a tick for every
+thread due a sample) when it was built, else by `fold()` here: the same counts, several times the
+instructions. LLMLENS_STACK_WALKER=python turns the C walk off.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType
@@ -46,6 +47,12 @@ MODES = ("cpu", "wall")
 Stack = tuple[tuple[int, ...], tuple[int, ...]]
 # (code ids, offsets, thread name, span or None) -> number of samples
 FoldedKey = tuple[tuple[int, ...], tuple[int, ...], str, ActiveSpan | None]
+# While sampling, a stack is one bytes object, the code ids (unsigned long long) then the offsets
+# (long long), native order: a key hashed once and compared with memcmp, whatever the depth (two
+# tuples of 47 ints were hashed int by int, twice, and compared int by int). drain() unpacks them.
+StackKey = tuple[bytes, str, ActiveSpan | None]
+# A thread due samples at a tick: (ident, samples, thread name, span or None)
+Due = tuple[int, int, str, ActiveSpan | None]
 
 
 @dataclass
@@ -113,6 +120,40 @@ def stacks(frames: dict[int, Any], idents: list[int], codes: dict[int, CodeType]
     return [None if (frame := frames.get(ident)) is None else walk(frame, codes) for ident in idents]
 
 
+def stack_bytes(stack: Stack) -> bytes:
+    """A stack as fold() keys it (what the C fold builds)."""
+    return array("Q", stack[0]).tobytes() + array("q", stack[1]).tobytes()
+
+
+def unpack_stack(key: bytes) -> Stack:
+    """The (code ids, offsets) of a stack_bytes() key."""
+    view = memoryview(key)
+    half = len(key) // 2
+    return tuple(view[:half].cast("Q")), tuple(view[half:].cast("q"))
+
+
+def fold(frames: dict[int, Any], due: list[Due], counts: dict[StackKey, int], codes: dict[int, CodeType]) -> int:
+    """counts[(stack bytes, name, span)] += n for each thread of `due` still in `frames`; the frames walked."""
+    if _stack_walk is not None:
+        return _stack_walk.fold(frames, due, counts, codes, MAX_DEPTH)
+    walked = 0
+    for ident, n, name, span in due:
+        frame = frames.get(ident)
+        if frame is None:
+            continue
+        stack = walk(frame, codes)
+        walked += len(stack[0])
+        key = (stack_bytes(stack), name, span)
+        counts[key] = counts.get(key, 0) + n
+    return walked
+
+
+def idle_waiter() -> Callable[..., tuple[int, int]] | None:
+    """The C sleep between on-CPU ticks that skips idle ticks without taking the GIL (`wait_due` in
+    _stack_walk.c), or None without the extension (or off Linux)."""
+    return getattr(_stack_walk, "wait_due", None)
+
+
 def c_walker() -> bool:
     """Whether stacks are walked in C."""
     return _stack_walk is not None
@@ -121,7 +162,7 @@ def c_walker() -> bool:
 class StackSampler:
     """sample() takes one sample of every thread; drain() hands over what was folded since the last drain."""
 
-    NAMES_EVERY = 100  # ticks between re-reads of thread names (a thread may be renamed)
+    NAMES_EVERY = 100  # full ticks between re-reads of thread names (a thread may be renamed)
 
     def __init__(self, hz: int, mode: str, span_on: Callable[[int], ActiveSpan | None]) -> None:
         if mode not in MODES:
@@ -132,9 +173,10 @@ class StackSampler:
         self.full_ticks = 0  # ticks that read the threads (all of them in wall mode)
         self.walks = 0  # stacks walked
         self.samples = 0  # samples recorded (a walk can record several: n periods of CPU)
+        self.frames = 0  # frames walked
         self._span_on = span_on
         self._lock = threading.Lock()
-        self._counts: dict[FoldedKey, int] = {}
+        self._counts: dict[StackKey, int] = {}
         self._codes: dict[int, CodeType] = {}
         self._start_ns = time.time_ns()
         self._threads: dict[int, _Thread] = {}  # by ident, every thread seen at the last full tick
@@ -144,10 +186,17 @@ class StackSampler:
         # keeps its id in the parent (CPython 3.11 does not update it after fork).
         self.native_ids: dict[int, int] = {}
         self._stale = False  # a thread's clock could not be read: refresh the threads at the next full tick
-        # On-CPU idle test: the process CPU clock at the last full tick, and the CPU the threads
-        # carried after it, so a tick knows when no thread can have a sample due.
+        # On-CPU idle test: the process CPU clock at the last full tick, and the largest carry a
+        # thread kept after it. A thread has a sample due when its carry plus its CPU since reaches
+        # a period, and no thread used more CPU than the process: so while the process's CPU since
+        # the last full tick is under a period less the largest carry, no thread can have one due.
         self._process_cpu = -self.period_ns
         self._carried = 0
+        # For the C wait's per-thread test: the threads' clock ids, the reading at which each has a
+        # sample due, and the sum of their readings at the last full tick.
+        self._clock_ids: list[int] = []
+        self._due_at: list[int] = []
+        self._clocks_sum = 0
 
     def _refresh_threads(self, idents: Any) -> None:
         """Names and CPU clocks of the threads now running; state kept for those already known."""
@@ -193,17 +242,20 @@ class StackSampler:
             return
         process_cpu = time.clock_gettime_ns(time.CLOCK_PROCESS_CPUTIME_ID)
         if process_cpu - self._process_cpu + self._carried < self.period_ns:
-            return  # the threads' CPU since the last full tick, plus their carry, completes no sample
+            return  # no thread's CPU since the last full tick, plus its carry, can complete a sample
         self._process_cpu = process_cpu  # before the threads' clocks: their readings are not older
         self.full_ticks += 1
         frames = sys._current_frames()
-        if frames.keys() != self._threads.keys() or self.ticks % self.NAMES_EVERY == 0 or self._stale:
+        if frames.keys() != self._threads.keys() or self.full_ticks % self.NAMES_EVERY == 0 or self._stale:
             self._stale = False
             self._refresh_threads(frames.keys())
         period = self.period_ns
         clock = time.clock_gettime_ns
-        carried = 0
+        carried = 0  # the largest carry
         due: list[tuple[_Thread, int]] = []
+        clock_ids: list[int] = []
+        due_at: list[int] = []
+        clocks_sum = 0
         for state in self._clocked:
             try:
                 now = clock(state.clock)
@@ -216,10 +268,24 @@ class StackSampler:
                 n, carry = divmod(carry, period)
                 due.append((state, n))
             state.carry = carry
-            carried += carry
+            if carry > carried:
+                carried = carry
+            clock_ids.append(state.clock)
+            due_at.append(now + period - carry)
+            clocks_sum += now
         self._carried = carried
+        self._clock_ids, self._due_at, self._clocks_sum = clock_ids, due_at, clocks_sum
         if due:
             self._fold(frames, due)
+
+    def wait_args(self) -> tuple[int, int, list[int], list[int], int]:
+        """What the C wait needs to tell a tick where no thread can have a sample due (see wait_due in _stack_walk.c).
+
+        The process's CPU clock at the last full tick and the CPU it must use after it (a period
+        less the largest carry); each thread's clock id and the reading at which it has a sample
+        due; the sum of their readings at the last full tick.
+        """
+        return self._process_cpu, self.period_ns - self._carried, self._clock_ids, self._due_at, self._clocks_sum
 
     def _sample_wall(self) -> None:
         self.full_ticks += 1
@@ -243,14 +309,9 @@ class StackSampler:
 
     def _fold(self, frames: dict[int, Any], due: list[tuple[_Thread, int]]) -> None:
         span_on = self._span_on
+        batch = [(state.ident, n, state.name, span_on(state.ident)) for state, n in due]
         with self._lock:  # drain() swaps both dicts: a stack's codes must land with its count
-            counts, codes = self._counts, self._codes
-            walked = stacks(frames, [state.ident for state, _ in due], codes)
-            for (state, n), stack in zip(due, walked, strict=True):
-                if stack is None:
-                    continue
-                key = (stack[0], stack[1], state.name, span_on(state.ident))
-                counts[key] = counts.get(key, 0) + n
+            self.frames += fold(frames, batch, self._counts, self._codes)
         self.walks += len(due)
         self.samples += sum(n for _, n in due)
 
@@ -260,4 +321,8 @@ class StackSampler:
             counts, self._counts = self._counts, {}
             codes, self._codes = self._codes, {}
             start, self._start_ns = self._start_ns, now
-        return FoldedProfile(counts, codes, start, now)
+        folded: dict[FoldedKey, int] = {}
+        for (stack, name, span), n in counts.items():
+            ids, offsets = unpack_stack(stack)
+            folded[(ids, offsets, name, span)] = n
+        return FoldedProfile(folded, codes, start, now)
