@@ -38,7 +38,7 @@ def wait_for(condition, timeout: float) -> bool:
 def test_idle_workers_exit_and_the_next_export_starts_them_again(tmp_path):
     server = ServerProcess(tmp_path / "data", extra_args=["--ingest-workers", "2", "--ingest-workers-idle-s", "2"]).start()
     try:
-        assert not workers(server.proc.pid), "no worker before the first export"
+        assert not children(server.proc.pid), "no process before the first export, not even the resource tracker"
         first = (CORPUS / "openlit" / "chat.traces.pb").read_bytes()
         assert httpx.post(server.url + "/v1/traces", content=first, headers=PB, timeout=60).status_code == 200
         before = workers(server.proc.pid)

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import _check_system_limits
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +105,46 @@ def _ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+class OnDemandPool(ProcessPoolExecutor):
+    """A ProcessPoolExecutor made on its first submit, not when the server starts: making one makes
+    its queues, whose semaphores start multiprocessing's resource tracker, a Python process (~15 MB,
+    ~0.1 s of CPU) that a server nobody exports to has no use for. Its worker processes start on
+    demand either way. Until then it has no process (what pool_health reads finds none), and a
+    shutdown has nothing to stop."""
+
+    def __init__(self, max_workers: int, **options: Any) -> None:  # noqa: D107 -- ProcessPoolExecutor's
+        # What ProcessPoolExecutor would refuse is refused now, not at the first export.
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        _check_system_limits()  # NotImplementedError where the system lacks working semaphores
+        self._options = {"max_workers": max_workers, **options}
+        self._made = False
+        self._closed = False
+        self._make_lock = threading.Lock()
+        self._processes: dict = {}  # what pool_health reads before the pool is made
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        with self._make_lock:
+            if not self._made:
+                if self._closed:
+                    raise RuntimeError("cannot schedule new futures after shutdown")
+                super().__init__(**self._options)
+                self._made = True
+        return super().submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._make_lock:
+            self._closed = True
+            if not self._made:
+                return
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+
 def start_workers(count: int, prices_file: str | None, mask_pii: bool,
                   derivations: Sequence[Derivation] = DEFAULT_DERIVATIONS,
                   window: TimeWindow | None = TimeWindow()) -> ProcessPoolExecutor:  # noqa: B008 -- frozen
-    """Derivations must be module-level functions (they are pickled by name to the workers)."""
+    """Derivations must be module-level functions (they are pickled by name to the workers). The
+    pool, and so the processes, are made with the first build handed to it (OnDemandPool)."""
     # spawn, not fork: the parent has chDB's and grpc's threads running.
-    return ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker,
-                               initargs=(prices_file, mask_pii, tuple(derivations), window))
+    return OnDemandPool(max_workers=count, mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_init_worker, initargs=(prices_file, mask_pii, tuple(derivations), window))
