@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from llmlens.server.query import traces
 from llmlens.server.query.traces import TraceFilters, list_traces
 from llmlens.server.query.window import Window
 from llmlens.server.store import Store, open_backend
@@ -75,3 +76,25 @@ def test_a_split_trace_is_on_the_page_of_its_start_not_of_its_later_rows(store):
     second = _page(store, window, 50, first["next_cursor"])
     assert [item["trace_id"] for item in second["items"]] == singles[::-1][50:] + [split]
     assert second["items"][-1]["span_count"] == 2 and second["next_cursor"] is None
+
+
+def test_a_page_up_to_now_sums_later_rows_and_leaves_out_traces_that_start_after_it(store, monkeypatch):
+    # A page whose window ends now groups the index's rows from lo on without first narrowing them
+    # to the traces with a row in the window (traces._list_sql): it must list the same traces.
+    base = (time.time_ns() // S - 300) * S
+    split = _split_trace(store, base, 0, 10)
+    ahead = 120 * S + time.time_ns()  # a span stamped two minutes ahead of the server's clock
+    early = make_span("early", start_ns=base + 100 * S)
+    store.write_sync(span_batch([early]))
+    store.write_sync(span_batch([make_span("later", trace_id=early.trace_id, parent=early.span_id, start_ns=ahead)]))
+    store.write_sync(span_batch([make_span("future", start_ns=ahead)]))  # starts after the window
+    window = Window(datetime.fromtimestamp(base / S - 60, UTC), datetime.now(UTC))
+    up_to_now = _page(store, window, 50)
+    assert [item["trace_id"] for item in up_to_now["items"]] == [early.trace_id.hex(), split]
+    assert [item["span_count"] for item in up_to_now["items"]] == [2, 2]
+    assert up_to_now["items"][0]["duration_ms"] > 100_000  # its later row's end counts
+    first = _page(store, window, 1)
+    assert [item["trace_id"] for item in first["items"]] == [early.trace_id.hex()]
+    assert [item["trace_id"] for item in _page(store, window, 1, first["next_cursor"])["items"]] == [split]
+    monkeypatch.setattr(traces, "_RECENT", timedelta(0))  # the same window read as an older page
+    assert _page(store, window, 50) == up_to_now

@@ -69,6 +69,7 @@ _KTH_NEWEST_SQL = """
       AND Start BETWEEN {start:DateTime64(9)} AND {hi:DateTime64(9)}
     ORDER BY Start DESC LIMIT 1 OFFSET {skip:UInt64}
 """
+_RECENT = timedelta(minutes=1)  # a window ending this close to now is "up to now"
 _NO_ROOT = "2200-01-01 00:00:00"  # RootStart of a row without its trace's root span (store/trace_index.py)
 _EARLIER_SQL = """
     SELECT DISTINCT TraceId AS trace_id FROM trace_index
@@ -86,7 +87,9 @@ async def list_traces(store: Store, window: Window, filters: TraceFilters, limit
         params["c_start"], params["c_trace"] = c_start, c_trace
         hi = min(hi, datetime.strptime(c_start[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC) + timedelta(seconds=1))
     params["hi"] = sql_time(hi)
-    sql = _list_sql(filters, params, cursor is not None)
+    # A page that reaches to now has no rows after hi to leave out (see _list_sql).
+    to_now = hi >= datetime.now(UTC) - _RECENT
+    sql = _list_sql(filters, params, cursor is not None, bounded=not to_now)
     rows: list[dict[str, Any]] = []
     for times in (*_NEWEST_ROWS, None):
         kth = [] if times is None else await store.fetch(_KTH_NEWEST_SQL, {**params, "skip": times * (limit + 1) - 1})
@@ -110,14 +113,20 @@ async def _without_earlier_rows(store: Store, rows: list[dict[str, Any]], params
     return [row for row in rows if row["trace_id"] not in earlier]
 
 
-def _list_sql(filters: TraceFilters, params: dict[str, Any], has_cursor: bool) -> str:
-    """The trace list over [lo, hi]; only placeholders, never user text."""
+def _list_sql(filters: TraceFilters, params: dict[str, Any], has_cursor: bool, bounded: bool = True) -> str:
+    """The trace list over [lo, hi]; only placeholders, never user text.
+
+    A trace is listed when it has a row starting in [lo, hi]; all its rows from lo on are summed
+    (a later batch's spans count too). Grouping the rows from lo on and keeping the groups whose
+    first Start is at most hi lists exactly those traces. `bounded` first narrows the rows grouped to
+    the traces with a row in [lo, hi] (a set read beforehand): the same traces, less grouping when
+    many rows start after hi (an older page), an extra read of the index otherwise (a page up to now).
+    """
     in_window = "{lo:DateTime64(9)} AND {hi:DateTime64(9)}"
-    where = [
-        "Start >= {lo:DateTime64(9)}", "Day >= toDate({lo:DateTime64(9)}) - 1", "Day <= toDate({hi:DateTime64(9)})",
-        "TraceId IN (SELECT TraceId FROM trace_index WHERE Day >= toDate({lo:DateTime64(9)}) "
-        f"AND Day <= toDate({{hi:DateTime64(9)}}) AND Start BETWEEN {in_window})",
-    ]
+    where = ["Start >= {lo:DateTime64(9)}", "Day >= toDate({lo:DateTime64(9)}) - 1", "Day <= toDate({hi:DateTime64(9)})"]
+    if bounded:
+        where.append("TraceId IN (SELECT TraceId FROM trace_index WHERE Day >= toDate({lo:DateTime64(9)}) "
+                     f"AND Day <= toDate({{hi:DateTime64(9)}}) AND Start BETWEEN {in_window})")
     span_conditions = []
     if filters.service:
         span_conditions.append("ServiceName = {service:String}")
@@ -139,7 +148,7 @@ def _list_sql(filters: TraceFilters, params: dict[str, Any], has_cursor: bool) -
                      "AND (RequestModel = {model:String} OR ResponseModel = {model:String}))")
         params["model"] = filters.model
     having = ["span_count > 0", "start_time >= {start:DateTime64(9)}", "start_time >= {lo:DateTime64(9)}",
-              "start_time <= {end:DateTime64(9)}"]
+              "start_time <= {end:DateTime64(9)}", "start_time <= {hi:DateTime64(9)}"]
     if filters.status == "error":
         having.append("error_count > 0")
     elif filters.status == "ok":
